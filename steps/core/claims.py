@@ -1,0 +1,194 @@
+"""Claims: params/<paper>/claims.yaml states, before any run, the paper's numbers and its claims
+as comparisons over our metrics; this module evaluates them.
+
+A check is an expression over metric paths, `<metric file>.<key>.<key>...`, numbers, + - * /,
+comparisons, `and`/`or`/`not`, and min()/max()/abs(), e.g.
+
+    fid.one_step.instaflow_long.mean < fid.one_step.rf1_distill_long.mean
+
+Verdicts: `holds`, `fails`, `not run` (a metric it names is missing) and `not testable at
+<scale>` (the claim lists the scales a miniature can inform). Nothing here knows any paper.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import operator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from steps.core.config import repo_root
+from steps.core.errors import ConfigError
+
+HOLDS, FAILS, NOT_RUN = "holds", "fails", "not run"
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_CMPOPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+_FUNCS = {"min": min, "max": max, "abs": abs}
+
+
+class MissingMetric(LookupError):
+    """A path the check names is not in the metrics."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    id: str
+    statement: str
+    check: str
+    verdict: str
+    values: dict  # path -> value for every metric path the check names (None if missing)
+    kind: str = "claim"
+    source: str = ""
+    note: str = ""
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
+    return json.loads((repo_root() / "workflow" / "schemas" / "claims.schema.json").read_text())
+
+
+def load(path: str | Path) -> dict:
+    """Read and validate a claims.yaml; every check must parse."""
+    import jsonschema
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+        jsonschema.validate(data, _schema())
+    except FileNotFoundError:
+        raise ConfigError(f"missing claims file {path}") from None
+    except (yaml.YAMLError, jsonschema.ValidationError) as e:
+        msg = getattr(e, "message", str(e)).splitlines()[0]
+        raise ConfigError(f"{path}: {msg}") from None
+    ids = [c["id"] for c in data["claims"]] + [n["id"] for n in data["numbers"]]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise ConfigError(f"{path}: duplicate ids {', '.join(sorted(dup))}")
+    for c in data["claims"]:
+        paths(c["check"])  # raises ConfigError when it does not parse
+    return data
+
+
+def _dotted(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def _parse(check: str) -> ast.Expression:
+    try:
+        tree = ast.parse(check, mode="eval")
+    except SyntaxError as e:
+        raise ConfigError(f"check '{check}' does not parse: {e.msg}") from None
+    for node in ast.walk(tree):
+        ok = isinstance(
+            node,
+            ast.Expression | ast.Compare | ast.BinOp | ast.UnaryOp | ast.BoolOp | ast.Constant
+            | ast.Name | ast.Attribute | ast.Call | ast.Load | ast.And | ast.Or | ast.Not | ast.USub,
+        ) or type(node) in _BINOPS or type(node) in _CMPOPS
+        if not ok:
+            raise ConfigError(f"check '{check}': {type(node).__name__} is not allowed")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _FUNCS):
+            raise ConfigError(f"check '{check}': only min(), max() and abs() may be called")
+    return tree
+
+
+def paths(check: str) -> list[str]:
+    """The metric paths a check names, in order."""
+    out = []
+
+    def visit(node):
+        if isinstance(node, ast.Call):
+            for a in node.args:
+                visit(a)
+            return
+        dotted = _dotted(node)
+        if dotted is not None:
+            out.append(dotted)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(_parse(check).body)
+    return out
+
+
+def lookup(metrics: dict, path: str):
+    """Resolve `file.key.key` in {file: values-tree}."""
+    node = metrics
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise MissingMetric(path)
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        raise MissingMetric(path)
+    return node
+
+
+def evaluate(check: str, metrics: dict) -> bool:
+    """True or False; MissingMetric when a named metric is absent."""
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
+                raise ConfigError(f"check '{check}': constant {node.value!r} is not a number")
+            return node.value
+        dotted = _dotted(node)
+        if dotted is not None:
+            return lookup(metrics, dotted)
+        if isinstance(node, ast.UnaryOp):
+            v = ev(node.operand)
+            return -v if isinstance(node.op, ast.USub) else (not v)
+        if isinstance(node, ast.BinOp):
+            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
+        if isinstance(node, ast.BoolOp):
+            vals = [ev(v) for v in node.values]  # evaluate all: a missing metric is never hidden
+            return all(vals) if isinstance(node.op, ast.And) else any(vals)
+        if isinstance(node, ast.Compare):
+            left = ev(node.left)
+            for op, comp in zip(node.ops, node.comparators, strict=True):
+                right = ev(comp)
+                if not _CMPOPS[type(op)](left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.Call):
+            return _FUNCS[node.func.id](*[ev(a) for a in node.args])
+        raise ConfigError(f"check '{check}': cannot evaluate {type(node).__name__}")
+
+    return bool(ev(_parse(check)))
+
+
+def verdicts(claims: dict, metrics: dict, scale: str) -> list[Verdict]:
+    """A verdict for every claim in a loaded claims.yaml, given {file: values} at `scale`."""
+    out = []
+    for c in claims["claims"]:
+        vals = {}
+        for p in paths(c["check"]):
+            try:
+                vals[p] = lookup(metrics, p)
+            except MissingMetric:
+                vals[p] = None
+        if scale not in c["scales"]:
+            verdict = f"not testable at {scale}"
+        elif any(v is None for v in vals.values()):
+            verdict = NOT_RUN
+        else:
+            verdict = HOLDS if evaluate(c["check"], metrics) else FAILS
+        out.append(
+            Verdict(
+                id=c["id"], statement=c["statement"], check=c["check"], verdict=verdict, values=vals,
+                kind=c.get("kind", "claim"), source=c["source"], note=c.get("why_not", ""),
+            )
+        )
+    return out

@@ -1,0 +1,41 @@
+"""Device and threads: CUDA when present (unless the config says cpu), threads set to the cores
+the job was given."""
+
+from __future__ import annotations
+
+import os
+
+
+def allotted_cores() -> int:
+    """Cores this process may use: SLURM's allocation, else the CPU affinity mask."""
+    for var in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
+        if os.environ.get(var, "").isdigit():
+            return max(1, int(os.environ[var]))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def setup(device: str = "auto", threads: int = 0):
+    """Pick the device and set torch's thread count; returns (torch.device, description)."""
+    import torch
+
+    if device not in ("auto", "cpu", "cuda"):
+        from steps.core.errors import ConfigError
+
+        raise ConfigError(f"device must be auto, cpu or cuda, got '{device}'")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        from steps.core.errors import ConfigError
+
+        raise ConfigError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
+    n = threads if threads and threads > 0 else allotted_cores()
+    torch.set_num_threads(n)
+    if use_cuda:
+        # Deterministic CUDA kernels (this also imports torch._inductor, ≈1 s, so not on CPU).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        dev = torch.device("cuda")
+        return dev, f"cuda ({torch.cuda.get_device_name(0)}), {n} CPU threads"
+    return torch.device("cpu"), f"cpu, {n} threads"

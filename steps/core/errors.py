@@ -1,0 +1,28 @@
+"""User-facing errors. Each one is a single line that says what is wrong and what to do;
+the step CLI prints it as `error: ...` and exits non-zero without a traceback."""
+
+
+class PaperzooError(Exception):
+    """Base class: a problem the user can fix (bad input, missing artifact)."""
+
+    exit_code = 1
+
+
+class ConfigError(PaperzooError):
+    """Unknown paper, scale or key, or a value of the wrong type. Raised before any work."""
+
+    exit_code = 2
+
+
+class ArtifactError(PaperzooError):
+    """A dataset or checkpoint that is missing, truncated or fails its content hash."""
+
+    exit_code = 3
+
+
+def remedy(path) -> str:
+    """The standard advice for a missing or corrupt artifact at `path`."""
+    return (
+        f"regenerate it with `snakemake -c all --force {path}` "
+        f"or restore it with `dvc checkout {path}` (or `dvc pull`)"
+    )

@@ -1,0 +1,114 @@
+"""Metrics files: results/<paper>/<metric>.json, one schema (workflow/schemas/metrics.schema.json),
+validated when written. Values form a tree whose keys are identifiers, so claims can name them
+(`fid.one_step.instaflow_long.mean`)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from steps.core.config import config_hash, repo_root
+from steps.core.errors import PaperzooError
+from steps.core.io import write_json
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads((repo_root() / "workflow" / "schemas" / "metrics.schema.json").read_text())
+
+
+@functools.lru_cache(maxsize=1)
+def git_revision() -> str:
+    """HEAD's short hash, `+dirty` when the tree has changes; `unknown` outside git."""
+    root = repo_root()
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def summary(values: Sequence[float]) -> dict:
+    """{mean, std, per_seed} of per-seed values (population std; 0 for one value)."""
+    vals = [float(v) for v in values]
+    mean = sum(vals) / len(vals)
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+    return {"mean": mean, "std": std, "per_seed": vals}
+
+
+def validate(record: dict) -> None:
+    import jsonschema
+
+    try:
+        jsonschema.validate(record, schema())
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "top level"
+        raise PaperzooError(f"metrics record invalid at {where}: {e.message}") from None
+
+
+def write(
+    path: str | os.PathLike,
+    cfg: DictConfig,
+    metric: str,
+    description: str,
+    values: dict,
+    wall_time_s: float,
+    device: str,
+    extra: dict | None = None,
+) -> dict:
+    """Validate and atomically write one metrics file; returns the record."""
+    record = {
+        "paper": cfg.paper,
+        "scale": cfg.scale,
+        "metric": metric,
+        "description": description,
+        "values": _clean(values),
+        "seeds": [int(s) for s in cfg.seeds],
+        "config_hash": config_hash(cfg),
+        "git_revision": git_revision(),
+        "wall_time_s": round(float(wall_time_s), 3),
+        "device": device,
+    }
+    if extra:
+        record["extra"] = _clean(extra)
+    validate(record)
+    write_json(path, record)
+    return record
+
+
+def read(path: str | os.PathLike) -> dict:
+    from steps.core.io import read_json
+
+    record = read_json(path, "metrics file")
+    validate(record)
+    return record
+
+
+def _clean(obj):
+    """JSON-safe: numpy scalars to floats, NaN/inf to null."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if hasattr(obj, "item"):
+        obj = obj.item()
+    if isinstance(obj, int):
+        return obj
+    f = float(obj)
+    return f if math.isfinite(f) else None
+
+
+def metrics_paths(results_dir: str | os.PathLike) -> list[Path]:
+    return sorted(Path(results_dir).glob("*.json"))

@@ -1,0 +1,161 @@
+"""Phase `report` (any paper): results/<paper>/report.md and report.json.
+
+It reads the paper's metrics files (`report.metrics`), evaluates every claim in
+params/<paper>/claims.yaml, and writes the paper's numbers beside ours, each claim's verdict,
+and the figures the paper's `report.figures` module draws.
+
+    python -m steps.core.report paper=instaflow scale=mini io.results=results/instaflow
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from steps.core import claims as claimslib
+from steps.core import metrics as metricslib
+from steps.core.cli import load, need_io
+from steps.core.config import repo_root
+from steps.core.errors import PaperzooError
+from steps.core.io import write_json, write_text
+
+SCALE_NOTE = {
+    "smoke": "> **Smoke scale: these numbers mean nothing.** Smoke runs check that the pipeline runs "
+    "end to end, with tiny models and budgets; no verdict below says anything about the paper.",
+    "mini": "> **Mini scale**: the paper's mechanism, faithfully implemented, in miniature on a 2-core "
+    "CPU. Absolute numbers are not comparable with the paper's; the claims compare our variants "
+    "with each other.",
+    "full": "> **Full scale**: the paper's own setting.",
+}
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+    return str(v)
+
+
+def ours(path: str | None, metrics: dict) -> str:
+    """`mean ± std` when the path names a summary node, else the value."""
+    if not path:
+        return "—"
+    node = metrics
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "not run"
+        node = node[part]
+    if isinstance(node, dict) and "mean" in node:
+        return f"{fmt(node['mean'])} ± {fmt(node.get('std', 0.0))}"
+    return fmt(node)
+
+
+def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
+    paper = cfg.paper
+    claims = claimslib.load(repo_root() / "params" / paper / "claims.yaml")
+    records = {}
+    for name in cfg.report.metrics:
+        p = results_dir / f"{name}.json"
+        if p.exists():
+            records[name] = metricslib.read(p)
+    values = {k: r["values"] for k, r in records.items()}
+    scales = {r["scale"] for r in records.values()}
+    if scales - {cfg.scale}:
+        raise PaperzooError(f"{results_dir} holds {sorted(scales)} results but the report is for {cfg.scale}: rerun the paper at one scale")
+    verdicts = claimslib.verdicts(claims, values, cfg.scale)
+    figures = []
+    if cfg.report.get("figures"):
+        mod = importlib.import_module(cfg.report.figures)
+        figures = mod.make(cfg, results_dir, values)
+
+    info = claims["paper"]
+    lines = [f"# {info['title']}", "",
+             f"{info['authors']} — {info['venue']} — [arXiv {info['arxiv']}](https://arxiv.org/abs/{info['arxiv']})"
+             + (f" — code: {info['code']}" if info.get("code") else ""), "",
+             f"paperzoo reproduction at **{cfg.scale}** scale.", "", SCALE_NOTE[cfg.scale], ""]
+    for s in claims.get("substitutes", []):
+        lines.append(f"- Substitute: {s}")
+    if records:
+        r0 = next(iter(records.values()))
+        wall = sum(r["wall_time_s"] for r in records.values())
+        revs = sorted({r["git_revision"] for r in records.values()})
+        lines += ["", f"Run: seeds {r0['seeds']}, device {r0['device']}, git {', '.join(revs)}, "
+                  f"steps' wall time in metrics {wall:.0f} s.", ""]
+
+    tally = {}
+    main_claims = [v for v in verdicts if v.kind == "claim"]
+    for v in main_claims:
+        key = v.verdict if not v.verdict.startswith("not testable") else "not testable here"
+        tally[key] = tally.get(key, 0) + 1
+    lines += ["## Verdicts at a glance", "",
+              f"{len(main_claims)} claims: " + ", ".join(f"{n} {k}" for k, n in sorted(tally.items())) + ".", ""]
+
+    lines += ["## The paper's numbers beside ours", "",
+              f"| quantity | paper | source | verified | ours ({cfg.scale}) | note |", "|---|---|---|---|---|---|"]
+    for n in claims["numbers"]:
+        lines.append(f"| {n['quantity']} | {fmt(n['value'])} | {n['source']} | {'yes' if n['verified'] else 'no'} "
+                     f"| {ours(n.get('ours'), values)} | {n.get('note', '')} |")
+    for kind, title in (("claim", "Claims"), ("sanity", "Sanity checks")):
+        rows = [v for v in verdicts if v.kind == kind]
+        if not rows:
+            continue
+        lines += ["", f"## {title}", "", "| claim | check | measured | verdict |", "|---|---|---|---|"]
+        for v in rows:
+            measured = "<br>".join(f"`{p}` = {fmt(x)}" for p, x in v.values.items())
+            note = f"<br>*{v.note}*" if v.note and v.verdict.startswith("not testable") else ""
+            lines.append(f"| {v.statement} ({v.source}) | `{v.check}` | {measured} | **{v.verdict}**{note} |")
+    if figures:
+        lines += ["", "## Figures", ""]
+        for caption, rel in figures:
+            lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
+    lines += ["", "## Metrics files", ""]
+    for name, r in records.items():
+        lines.append(f"- `{name}.json` — {r['description']} (config {r['config_hash']}, {r['wall_time_s']:.1f} s)")
+    missing = [m for m in cfg.report.metrics if m not in records]
+    if missing:
+        lines.append(f"- not run yet: {', '.join(missing)}")
+    lines += ["", "How to read this report: README.md, section \"Reading a report\".", ""]
+
+    head = claims["headline"]
+    summary = {
+        "paper": paper, "scale": cfg.scale, "title": info["title"],
+        "headline": {"label": head["label"], "value": ours(head["value"], values)},
+        "claims": {"stated": len(main_claims), **{k.replace(" ", "_"): n for k, n in tally.items()}},
+        "wall_time_s": round(sum(r["wall_time_s"] for r in records.values()), 1),
+        "verdicts": [{"id": v.id, "kind": v.kind, "verdict": v.verdict} for v in verdicts],
+    }
+    return "\n".join(lines), summary
+
+
+def main(cfg: DictConfig) -> dict:
+    (results,) = need_io(cfg, "results")
+    results_dir = Path(results)
+    text, summary = build(cfg, results_dir)
+    write_text(results_dir / "report.md", text)
+    write_json(results_dir / "report.json", summary)
+    return summary
+
+
+def cli(argv=None) -> None:
+    """`paper=<slug>` picks the paper; everything else as for any step."""
+    from steps.core.progress import setup_logging
+
+    setup_logging()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    papers = [a.split("=", 1)[1] for a in argv if a.startswith("paper=")]
+    rest = [a for a in argv if not a.startswith("paper=")]
+    try:
+        if len(papers) != 1:
+            raise PaperzooError("give the paper as paper=<slug>")
+        main(load(papers[0], "report", rest))
+    except PaperzooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,1 @@
+"""Shared datasets: seeded generators and loaders of packaged (offline) datasets."""

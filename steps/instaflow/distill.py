@@ -1,0 +1,101 @@
+"""Phase `distill`: one-step distillation (InstaFlow §3.3). The student starts as a copy of its
+teacher flow and learns z ↦ z + v_s(z, 0 | c) ≈ ODE[v_teacher](z | c) on the teacher's pairs
+with an L2 loss; an EMA of its weights is what gets evaluated. Run for teacher=rf2 this is
+InstaFlow; for teacher=rf1 it is the paper's "SD+Distill" baseline (distilling the 1-flow
+directly). Both arms get the same steps, learning rate, EMA and noises.
+
+The teacher's pairs are generated first, from the same noises and captions for both arms
+(steps.instaflow.pairs). Budgets are snapshots of one run: with a constant learning rate the
+snapshot at 1000 steps is exactly what a 1000-step run produces.
+
+    python -m steps.instaflow.distill scale=mini seed=0 io.teacher=models/instaflow/rf2_s0.pt \
+        io.digits=data/instaflow/digits.npz io.captions=data/instaflow/caption_emb.npz \
+        io.out=models/instaflow/distill_rf2_s0.pt
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from steps.core import checkpoint, runtime, seeding
+from steps.core.cli import need_io, run
+from steps.core.errors import ConfigError
+from steps.core.progress import log
+from steps.instaflow import pairs
+from steps.instaflow.common import CaptionedDigits, frozen_copy, load_flow
+from steps.nn import rectified_flow as rf
+from steps.nn.optim import Adam
+
+
+class Snapshots(dict):
+    """EMA weights at each budget, kept in the resume checkpoint."""
+
+    def state_dict(self) -> dict:
+        return dict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.clear()
+        self.update(state)
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """The EMA decay with the usual warm-up, min(decay, (1 + step) / (10 + step)), so early
+    snapshots are not dominated by the initial weights (a stand-in: the paper does not say)."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+def main(cfg: DictConfig) -> dict:
+    teacher_path, digits_path, emb_path, out = need_io(cfg, "teacher", "digits", "captions", "out")
+    seed = int(cfg.seed)
+    rt = runtime.start(cfg, seed)
+    budgets = {str(k): int(v) for k, v in cfg.distill.budgets.items()}
+    if not budgets or min(budgets.values()) < 1:
+        raise ConfigError("distill.budgets must name at least one positive step count")
+    total = max(budgets.values())
+    data = CaptionedDigits(digits_path, emb_path)
+    student = load_flow(teacher_path, "teacher checkpoint")
+    coupled = pairs.generate(student, data, cfg, seed, str(teacher_path))
+    student.train()
+    ema = frozen_copy(student)
+    opt = Adam(student.parameters(), lr=float(cfg.distill.lr))
+    snaps = Snapshots()
+    batch, decay = int(cfg.distill.batch), float(cfg.distill.ema)
+    log.info(f"distill seed {seed}: student = copy of {teacher_path}, budgets {budgets}, on {rt.description}")
+    loop = checkpoint.TrainLoop(cfg, out, total, "distill", model=student, optimizer=opt, ema=ema, snapshots=snaps)
+    for step in loop:
+        g = seeding.step_generator(seed, "distill", step)
+        idx = torch.randint(len(coupled["z"]), (batch,), generator=g)
+        loss = rf.distill_loss(student, coupled["z"][idx], data.cond(coupled["caption_id"][idx]), coupled["x1"][idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        rf.ema_update(ema, student, ema_decay(decay, step))
+        loop.log(loss=loss.item())
+        for name, b in budgets.items():
+            if step + 1 == b:
+                snaps[name] = copy.deepcopy(ema.state_dict())
+    meta = {"x_dim": student.x_dim, "c_dim": student.c_dim, "model": OmegaConf.to_container(cfg.model), "budgets": budgets, "seed": seed}
+    checkpoint.save(out, cfg, total, snapshots=snaps, meta=meta)
+    loop.finish()
+    return {"steps": total}
+
+
+def load_students(path) -> dict[str, torch.nn.Module]:
+    """{budget name: EMA student} from a distill checkpoint."""
+    from steps.nn import velocity
+
+    payload = checkpoint.load(path, "student checkpoint")
+    meta = payload["state"]["meta"]
+    out = {}
+    for name, state in payload["state"]["snapshots"].items():
+        m = velocity.build(OmegaConf.create(meta["model"]), meta["x_dim"], meta["c_dim"])
+        m.load_state_dict(state)
+        out[name] = m.eval()
+    return out
+
+
+if __name__ == "__main__":
+    run(main, "instaflow", "distill")

@@ -1,0 +1,82 @@
+"""InstaFlow's report figures: FID against sampling steps, per-caption-kind one-step FID, and a
+sample grid per variant (rows: the exact captions "the digit 0..9", then the vague ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from steps.core.io import atomic_path, load_npz
+from steps.data.digits import to_images
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: list[tuple[str, str]] = []
+    figdir = results_dir / "figures"
+    fid = values.get("fid")
+    if fid:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for flow, label in (("rf1", "1-RF (teacher)"), ("rf2", "2-RF (reflow)")):
+            pts = sorted((int(k[1:]), v) for k, v in fid["multistep"].get(flow, {}).items())
+            if pts:
+                n, s = zip(*pts, strict=True)
+                ax.errorbar(n, [v["mean"] for v in s], yerr=[v["std"] for v in s], marker="o", capsize=3, label=label)
+        for name, v in fid["one_step"].items():
+            if "distill" in name or name.startswith("instaflow"):
+                ax.errorbar([1], [v["mean"]], yerr=[v["std"]], marker="*" if name.startswith("instaflow") else "x",
+                            ms=10, ls="none", capsize=3, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("Euler steps")
+        ax.set_ylabel("FID (digits-classifier features)")
+        ax.set_title(f"FID against sampling steps ({cfg.scale}; mean ± std over seeds)")
+        ax.legend(fontsize=7)
+        _save(fig, figdir / "fid_vs_steps.png")
+        plt.close(fig)
+        out.append(("FID against sampling steps", "figures/fid_vs_steps.png"))
+
+        kinds = [k for k in ("exact", "partial", "vague") if k in fid["by_caption"]]
+        variants = list(fid["one_step"])
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        w = 0.8 / max(1, len(kinds))
+        for i, k in enumerate(kinds):
+            m = [fid["by_caption"][k][v]["mean"] for v in variants]
+            s = [fid["by_caption"][k][v]["std"] for v in variants]
+            ax.bar(np.arange(len(variants)) + i * w, m, w, yerr=s, capsize=2, label=f"{k} captions")
+        ax.set_xticks(np.arange(len(variants)) + w * (len(kinds) - 1) / 2, variants, rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("one-step FID")
+        ax.set_title("One-step FID by caption specificity")
+        ax.legend(fontsize=7)
+        _save(fig, figdir / "fid_by_caption.png")
+        plt.close(fig)
+        out.append(("One-step FID by caption specificity", "figures/fid_by_caption.png"))
+
+    samples = results_dir / "samples.npz"
+    if samples.exists():
+        grids = load_npz(samples, "sample grids")
+        rows = grids.pop("row_captions")
+        names = sorted(grids)
+        fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.6))
+        for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+            g = to_images(grids[name].reshape(-1, grids[name].shape[-1]))
+            r, c = grids[name].shape[:2]
+            side = g.shape[1]
+            mosaic = g.reshape(r, c, side, side).transpose(0, 2, 1, 3).reshape(r * side, c * side)
+            ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(name.removeprefix("grid_"), fontsize=7)
+            ax.axis("off")
+        fig.suptitle(f"Samples (rows: {', '.join(map(str, rows[:2]))}, …, {rows[-1]})", fontsize=8)
+        _save(fig, figdir / "samples.png")
+        plt.close(fig)
+        out.append(("Samples per variant, same noises and captions", "figures/samples.png"))
+    return out

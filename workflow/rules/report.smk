@@ -1,0 +1,37 @@
+# Generic per-paper report and the all-papers index (steps.core.report, steps.core.index).
+
+
+rule report:
+    """results/<paper>/report.md: the paper's numbers beside ours, every claim's verdict, figures."""
+    input:
+        code("steps.core.report", "steps.core.claims"),
+        metrics=lambda w: [f"results/{w.paper}/{m}.json" for m in CFG[w.paper].report.metrics],
+        claims="params/{paper}/claims.yaml",
+    output:
+        md="results/{paper}/report.md",
+        summary="results/{paper}/report.json",
+    params:
+        trigger=lambda w: trigger_value(w.paper, "report"),
+        args=lambda w: step_args_value(w.paper),
+    log:
+        "logs/{paper}/report.log",
+    benchmark:
+        "benchmarks/{paper}/report.tsv"
+    shell:
+        "{PY} -m steps.core.report paper={wildcards.paper} {params.args} "
+        "io.results=results/{wildcards.paper} > {log} 2>&1"
+
+
+rule index:
+    """results/index.md: one row per paper that has a report."""
+    input:
+        code("steps.core.index"),
+        reports=expand("results/{paper}/report.json", paper=PAPERS),
+    output:
+        "results/index.md",
+    log:
+        "logs/index.log",
+    benchmark:
+        "benchmarks/index.tsv"
+    shell:
+        "{PY} -m steps.core.index io.results=results io.out={output} > {log} 2>&1"
