@@ -8,6 +8,18 @@ min_version("9.0")
 
 
 include: "workflow/rules/common.smk"
+
+
+envvars:
+    "PATH",
+    "PAPERZOO_OPERATIONAL",  # set by common.smk: operational overrides for the steps
+
+
+wildcard_constraints:
+    paper="|".join(PAPERS),
+    seed=r"\d+",
+
+
 include: "workflow/rules/instaflow.smk"
 include: "workflow/rules/report.smk"
 

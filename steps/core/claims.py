@@ -98,6 +98,8 @@ def _parse(check: str) -> ast.Expression:
             raise ConfigError(f"check '{check}': {type(node).__name__} is not allowed")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _FUNCS):
             raise ConfigError(f"check '{check}': only min(), max() and abs() may be called")
+        if isinstance(node, ast.Constant) and (isinstance(node.value, bool) or not isinstance(node.value, int | float)):
+            raise ConfigError(f"check '{check}': constant {node.value!r} is not a number")
     return tree
 
 
@@ -140,8 +142,6 @@ def evaluate(check: str, metrics: dict) -> bool:
         if isinstance(node, ast.Expression):
             return ev(node.body)
         if isinstance(node, ast.Constant):
-            if isinstance(node.value, bool) or not isinstance(node.value, int | float):
-                raise ConfigError(f"check '{check}': constant {node.value!r} is not a number")
             return node.value
         dotted = _dotted(node)
         if dotted is not None:

@@ -10,6 +10,8 @@ by SIGTERM after writing a resume checkpoint).
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,8 +39,11 @@ def parse_argv(argv: Sequence[str]) -> tuple[str, dict, list[str]]:
 
 
 def load(paper: str, phase: str, argv: Sequence[str]) -> DictConfig:
-    """The phase's config for a command line, with io paths filled in."""
+    """The phase's config for a command line, with io paths filled in. Operational overrides
+    the Snakefile passes in $PAPERZOO_OPERATIONAL ({paper: [key=value]}) come first."""
     scale, io, overrides = parse_argv(argv)
+    env = json.loads(os.environ.get("PAPERZOO_OPERATIONAL") or "{}")
+    overrides = [*env.get(paper, []), *overrides]
     cfg = compose(paper, scale, overrides, phase=phase)
     OmegaConf.set_readonly(cfg, False)
     with _open(cfg):
@@ -66,18 +71,41 @@ def need_io(cfg: DictConfig, *names: str) -> list[str]:
     return [cfg.io[n] for n in names]
 
 
-def run(main: Callable[[DictConfig], dict | None], paper: str, phase: str, argv: Sequence[str] | None = None) -> None:
-    """Compose, run `main(cfg)`, and turn user errors into one line and an exit status."""
+def run(main: Callable[[DictConfig], dict | None], paper: str | None, phase: str, argv: Sequence[str] | None = None) -> None:
+    """Compose, run `main(cfg)`, and turn user errors into one line and an exit status.
+    With paper=None (steps shared by all papers, e.g. the report) it comes from `paper=<slug>`."""
     from steps.core.progress import log, setup_logging
 
     setup_logging()
-    argv = sys.argv[1:] if argv is None else argv
-    t0 = time.monotonic()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    startup = process_age()
     try:
+        if paper is None:
+            given = [a.split("=", 1)[1] for a in argv if a.startswith("paper=")]
+            if len(given) != 1:
+                raise ConfigError("give the paper as paper=<slug>")
+            paper = given[0]
+            argv = [a for a in argv if not a.startswith("paper=")]
         cfg = load(paper, phase, argv)
         log.info(f"{paper}.{phase} " + " ".join(argv))
+        t0 = time.monotonic()
         main(cfg)
     except PaperzooError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
-    log.info(f"{paper}.{phase} done in {time.monotonic() - t0:.1f}s")
+    # steps.core.benchmark reads this line: the step's own work against its start-up.
+    log.info(f"{paper}.{phase} done: work {time.monotonic() - t0:.2f} s, start-up and imports {startup:.2f} s")
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux /proc; 0 elsewhere)."""
+    try:
+        import os
+
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/self/stat") as f:
+            start = int(f.read().rsplit(")", 1)[1].split()[19]) / ticks
+        with open("/proc/uptime") as f:
+            return max(0.0, float(f.read().split()[0]) - start)
+    except (OSError, ValueError, IndexError):
+        return 0.0

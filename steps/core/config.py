@@ -202,20 +202,39 @@ def phase_view(cfg: DictConfig, phase: str) -> DictConfig:
     reads = cfg.get("reads") or {}
     if phase not in reads:
         raise ConfigError(f"{cfg.paper} has no phase '{phase}'; phases: {', '.join(reads)}")
-    keep = [k for k in CORE_KEYS if k in cfg] + list(reads[phase])
-    missing = [k for k in reads[phase] if k not in cfg]
+    read = list(reads[phase])
+    keep = [k for k in CORE_KEYS if k in cfg] + [k for k in read if k not in CORE_KEYS]
+    missing = [k for k in read if k not in cfg]
     if missing:
         raise ConfigError(f"{cfg.paper}: reads.{phase} names sections that do not exist: {', '.join(missing)}")
     data = OmegaConf.to_container(cfg, resolve=True)
     view = OmegaConf.create({k: data[k] for k in keep})
     view.phase = phase
+    view.phase_reads = read
     return view
 
 
 def semantic(cfg: DictConfig) -> dict:
-    """What a step computes from: the config less its operational keys (threads, paths, ...)."""
+    """What a step computes from: the config less its operational keys (threads, paths, ...),
+    except those its phase lists in `reads` (e.g. `seeds` for a step that reads every seed)."""
     data = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in data.items() if k not in OPERATIONAL_KEYS}
+    read = set(data.get("phase_reads") or [])
+    return {k: v for k, v in data.items() if k not in OPERATIONAL_KEYS or k in read}
+
+
+def split_overrides(paper: str, scale: str, overrides: Sequence[str], phase: str) -> tuple[list[str], list[str]]:
+    """(the overrides that change what `phase` computes, the operational ones: threads, device,
+    progress, ckpt). Overrides of sections the phase does not read are in neither: passing them
+    would change nothing but its command line."""
+    reads = set(compose(paper, scale).reads[phase])
+    mine, operational = [], []
+    for text, key, _ in _parse_overrides(overrides):
+        top = key.split(".")[0]
+        if top in reads:
+            mine.append(text)
+        elif top in OPERATIONAL_KEYS and top not in ("seed", "seeds", "io", "resources"):
+            operational.append(text)
+    return mine, operational
 
 
 def config_hash(cfg: DictConfig) -> str:

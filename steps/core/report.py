@@ -10,14 +10,13 @@ and the figures the paper's `report.figures` module draws.
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from steps.core import claims as claimslib
 from steps.core import metrics as metricslib
-from steps.core.cli import load, need_io
+from steps.core.cli import need_io, run
 from steps.core.config import repo_root
 from steps.core.errors import PaperzooError
 from steps.core.io import write_json, write_text
@@ -140,22 +139,5 @@ def main(cfg: DictConfig) -> dict:
     return summary
 
 
-def cli(argv=None) -> None:
-    """`paper=<slug>` picks the paper; everything else as for any step."""
-    from steps.core.progress import setup_logging
-
-    setup_logging()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    papers = [a.split("=", 1)[1] for a in argv if a.startswith("paper=")]
-    rest = [a for a in argv if not a.startswith("paper=")]
-    try:
-        if len(papers) != 1:
-            raise PaperzooError("give the paper as paper=<slug>")
-        main(load(papers[0], "report", rest))
-    except PaperzooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
-
-
 if __name__ == "__main__":
-    cli()
+    run(main, None, "report")

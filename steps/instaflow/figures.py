@@ -64,19 +64,32 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
     samples = results_dir / "samples.npz"
     if samples.exists():
         grids = load_npz(samples, "sample grids")
-        rows = grids.pop("row_captions")
+        rows = [str(r) for r in grids.pop("row_captions")]
         names = sorted(grids)
-        fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.6))
-        for ax, name in zip(np.atleast_1d(axes), names, strict=True):
-            g = to_images(grids[name].reshape(-1, grids[name].shape[-1]))
-            r, c = grids[name].shape[:2]
-            side = g.shape[1]
-            mosaic = g.reshape(r, c, side, side).transpose(0, 2, 1, 3).reshape(r * side, c * side)
-            ax.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(name.removeprefix("grid_"), fontsize=7)
+        ncol = min(4, len(names))
+        nrow = -(-len(names) // ncol)
+        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 4.2 * nrow), squeeze=False)
+        for ax in axes.flat:
             ax.axis("off")
-        fig.suptitle(f"Samples (rows: {', '.join(map(str, rows[:2]))}, …, {rows[-1]})", fontsize=8)
+        for ax, name in zip(axes.flat, names, strict=False):
+            ax.imshow(mosaic(grids[name]), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(name.removeprefix("grid_"), fontsize=9)
+        fig.suptitle("Samples, same noises and captions for every variant; rows: "
+                     + "; ".join(rows[:10:3]) + " … then the vague captions", fontsize=8)
         _save(fig, figdir / "samples.png")
         plt.close(fig)
-        out.append(("Samples per variant, same noises and captions", "figures/samples.png"))
+        out.append(("Samples per variant (rows: 'the digit 0' … 'the digit 9', then vague captions)", "figures/samples.png"))
+    return out
+
+
+def mosaic(grid: np.ndarray, pad: int = 1) -> np.ndarray:
+    """(rows, cols, side²) samples in [-1, 1] → one image with `pad` blank pixels between cells."""
+    r, c, d = grid.shape
+    side = int(round(d**0.5))
+    cells = to_images(grid.reshape(-1, d), side).reshape(r, c, side, side)
+    out = np.zeros((r * (side + pad) + pad, c * (side + pad) + pad))
+    for i in range(r):
+        for j in range(c):
+            y, x = pad + i * (side + pad), pad + j * (side + pad)
+            out[y : y + side, x : x + side] = cells[i, j]
     return out

@@ -1,5 +1,7 @@
 # Glue only (STYLE R6): the registry, the scale, per-paper config and resources. Logic lives in
 # steps/core and is unit-tested there.
+import json
+import os
 import shlex
 import sys
 
@@ -8,14 +10,10 @@ import yaml
 from steps.core import config as pzconfig
 from steps.core.errors import ConfigError
 
-PY = sys.executable
+# Jobs run `python` from the environment Snakemake runs in (a venv need not be activated).
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 PAPERS = yaml.safe_load(open(workflow.source_path("../papers.yaml")))["papers"]
 SCALE = str(config.get("scale", "mini"))
-
-
-wildcard_constraints:
-    paper="|".join(PAPERS),
-    seed=r"\d+",
 
 
 def overrides(paper):
@@ -39,7 +37,7 @@ CFG = {p: _compose(p) for p in PAPERS}
 
 
 def trigger_value(paper, phase):
-    """A rule's params trigger: the config sections its phase reads, as JSON (reruns on change)."""
+    """The params trigger of a rule, the config sections its phase reads as JSON (a change reruns it)."""
     try:
         return pzconfig.trigger(paper, SCALE, overrides(paper), phase)
     except ConfigError as e:
@@ -51,17 +49,29 @@ def trigger(paper, phase):
     return lambda wildcards: trigger_value(paper, phase)
 
 
-def step_args_value(paper):
-    """The scale and the user's overrides, quoted for the shell."""
-    return " ".join(shlex.quote(a) for a in [f"scale={SCALE}", *overrides(paper)])
+def step_args_value(paper, phase):
+    """The scale and the user's overrides that change what `phase` computes, quoted for the
+    shell; they are part of the rule's params, so they rerun it when they change."""
+    try:
+        mine, _ = pzconfig.split_overrides(paper, SCALE, overrides(paper), phase)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    return " ".join(shlex.quote(a) for a in [f"scale={SCALE}", *mine])
 
 
-def step_args(paper):
-    return lambda wildcards: step_args_value(paper)
+def step_args(paper, phase):
+    return lambda wildcards: step_args_value(paper, phase)
+
+
+# Operational overrides (threads, device, progress, ckpt) reach every step of the paper through
+# the environment, so that they never rerun anything (steps.core.cli.load reads this).
+os.environ["PAPERZOO_OPERATIONAL"] = json.dumps(
+    {p: pzconfig.split_overrides(p, SCALE, overrides(p), next(iter(CFG[p].reads)))[1] for p in PAPERS}
+)
 
 
 def res(paper, rule, key, default=None):
-    """A rule's resource from params/<paper>: resources.<rule>.<key>, else resources.default.<key>."""
+    """The resource <key> of a rule, from params/<paper> (resources.<rule>.<key>, else resources.default.<key>)."""
     r = CFG[paper].get("resources", {})
     for section in (rule, "default"):
         if section in r and key in r[section]:
@@ -70,5 +80,10 @@ def res(paper, rule, key, default=None):
 
 
 def code(*modules):
-    """Source files of the step modules a rule runs: editing them reruns the rule."""
-    return [m.replace(".", "/") + ".py" for m in modules]
+    """Source files of the step modules run by a rule (editing one reruns it)."""
+    return [os.path.join(*m.split(".")) + ".py" for m in modules]
+
+
+def per_seed(paper, pattern):
+    """`pattern` expanded over the paper's training seeds at this scale."""
+    return expand(pattern, seed=[int(s) for s in CFG[paper].seeds])

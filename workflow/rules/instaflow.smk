@@ -5,12 +5,6 @@
 #   captions ┴─ teacher (rf1) ─┬─ reflow (rf2) ─ distill_rf2 ─┴─ evaluate ─ report
 #                              └─ distill_rf1 ────────────────┘
 IF_D, IF_M, IF_R = "data/instaflow", "models/instaflow", "results/instaflow"
-IF_SEEDS = [int(s) for s in CFG["instaflow"].seeds]
-
-
-def if_per_seed(pattern):
-    return expand(pattern, seed=IF_SEEDS)
-
 
 rule instaflow:
     """Everything for InstaFlow at the chosen scale: its metrics and its report."""
@@ -27,14 +21,16 @@ rule instaflow_digits:
         table=f"{IF_D}/captions.parquet",
     params:
         trigger=trigger("instaflow", "digits"),
-        args=step_args("instaflow"),
+        args=step_args("instaflow", "digits"),
     threads: res("instaflow", "digits", "threads", 1)
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/instaflow/digits.log",
     benchmark:
         "benchmarks/instaflow/digits.tsv"
     shell:
-        "{PY} -m steps.instaflow.digits {params.args} threads={threads} "
+        "python -m steps.instaflow.digits {params.args} threads={threads} "
         "io.out={output.digits} io.captions={output.table} > {log} 2>&1"
 
 
@@ -45,14 +41,16 @@ rule instaflow_captions:
         f"{IF_D}/caption_emb.npz",
     params:
         trigger=trigger("instaflow", "captions"),
-        args=step_args("instaflow"),
+        args=step_args("instaflow", "captions"),
     threads: res("instaflow", "captions", "threads", 1)
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/instaflow/captions.log",
     benchmark:
         "benchmarks/instaflow/captions.tsv"
     shell:
-        "{PY} -m steps.instaflow.captions {params.args} threads={threads} io.out={output} > {log} 2>&1"
+        "python -m steps.instaflow.captions {params.args} threads={threads} io.out={output} > {log} 2>&1"
 
 
 rule instaflow_fid_features:
@@ -64,14 +62,16 @@ rule instaflow_fid_features:
         metrics=f"{IF_R}/fid_features.json",
     params:
         trigger=trigger("instaflow", "fid_features"),
-        args=step_args("instaflow"),
+        args=step_args("instaflow", "fid_features"),
     threads: res("instaflow", "fid_features", "threads", 1)
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/instaflow/fid_features.log",
     benchmark:
         "benchmarks/instaflow/fid_features.tsv"
     shell:
-        "{PY} -m steps.instaflow.fid_features {params.args} threads={threads} io.digits={input.digits} "
+        "python -m steps.instaflow.fid_features {params.args} threads={threads} io.digits={input.digits} "
         "io.out={output.clf} io.metrics={output.metrics} > {log} 2>&1"
 
 
@@ -84,14 +84,16 @@ rule instaflow_teacher:
         f"{IF_M}/rf1_s{{seed}}.pt",
     params:
         trigger=trigger("instaflow", "teacher"),
-        args=step_args("instaflow"),
+        args=step_args("instaflow", "teacher"),
     threads: res("instaflow", "teacher", "threads", 1)
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/instaflow/teacher_s{seed}.log",
     benchmark:
         "benchmarks/instaflow/teacher_s{seed}.tsv"
     shell:
-        "{PY} -m steps.instaflow.teacher {params.args} seed={wildcards.seed} threads={threads} "
+        "python -m steps.instaflow.teacher {params.args} seed={wildcards.seed} threads={threads} "
         "io.digits={input.digits} io.captions={input.captions} io.out={output} > {log} 2>&1"
 
 
@@ -105,14 +107,16 @@ rule instaflow_reflow:
         f"{IF_M}/rf2_s{{seed}}.pt",
     params:
         trigger=trigger("instaflow", "reflow"),
-        args=step_args("instaflow"),
+        args=step_args("instaflow", "reflow"),
     threads: res("instaflow", "reflow", "threads", 1)
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/instaflow/reflow_s{seed}.log",
     benchmark:
         "benchmarks/instaflow/reflow_s{seed}.tsv"
     shell:
-        "{PY} -m steps.instaflow.reflow {params.args} seed={wildcards.seed} threads={threads} "
+        "python -m steps.instaflow.reflow {params.args} seed={wildcards.seed} threads={threads} "
         "io.teacher={input.teacher} io.digits={input.digits} io.captions={input.captions} io.out={output} > {log} 2>&1"
 
 
@@ -128,14 +132,16 @@ rule instaflow_distill:
         flow="rf1|rf2",
     params:
         trigger=trigger("instaflow", "distill"),
-        args=step_args("instaflow"),
+        args=step_args("instaflow", "distill"),
     threads: res("instaflow", "distill", "threads", 1)
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/instaflow/distill_{flow}_s{seed}.log",
     benchmark:
         "benchmarks/instaflow/distill_{flow}_s{seed}.tsv"
     shell:
-        "{PY} -m steps.instaflow.distill {params.args} seed={wildcards.seed} threads={threads} "
+        "python -m steps.instaflow.distill {params.args} seed={wildcards.seed} threads={threads} "
         "io.teacher={input.teacher} io.digits={input.digits} io.captions={input.captions} io.out={output} > {log} 2>&1"
 
 
@@ -146,8 +152,8 @@ rule instaflow_evaluate:
         captions=f"{IF_D}/caption_emb.npz",
         table=f"{IF_D}/captions.parquet",
         clf=f"{IF_M}/fid_clf.pt",
-        flows=if_per_seed(f"{IF_M}/rf1_s{{seed}}.pt") + if_per_seed(f"{IF_M}/rf2_s{{seed}}.pt"),
-        students=if_per_seed(f"{IF_M}/distill_rf1_s{{seed}}.pt") + if_per_seed(f"{IF_M}/distill_rf2_s{{seed}}.pt"),
+        flows=per_seed("instaflow", f"{IF_M}/rf1_s{{seed}}.pt") + per_seed("instaflow", f"{IF_M}/rf2_s{{seed}}.pt"),
+        students=per_seed("instaflow", f"{IF_M}/distill_rf1_s{{seed}}.pt") + per_seed("instaflow", f"{IF_M}/distill_rf2_s{{seed}}.pt"),
     output:
         fid=f"{IF_R}/fid.json",
         straightness=f"{IF_R}/straightness.json",
@@ -156,13 +162,15 @@ rule instaflow_evaluate:
         samples=f"{IF_R}/samples.npz",
     params:
         trigger=trigger("instaflow", "evaluate"),
-        args=step_args("instaflow"),
+        args=step_args("instaflow", "evaluate"),
     threads: res("instaflow", "evaluate", "threads", 2)
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/instaflow/evaluate.log",
     benchmark:
         "benchmarks/instaflow/evaluate.tsv"
     shell:
-        "{PY} -m steps.instaflow.evaluate {params.args} threads={threads} io.digits={input.digits} "
+        "python -m steps.instaflow.evaluate {params.args} threads={threads} io.digits={input.digits} "
         "io.captions={input.captions} io.caption_table={input.table} io.fid_clf={input.clf} "
         f"io.models={IF_M} io.results={IF_R} > {{log}} 2>&1"

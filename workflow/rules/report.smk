@@ -12,13 +12,15 @@ rule report:
         summary="results/{paper}/report.json",
     params:
         trigger=lambda w: trigger_value(w.paper, "report"),
-        args=lambda w: step_args_value(w.paper),
+        args=lambda w: step_args_value(w.paper, "report"),
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/{paper}/report.log",
     benchmark:
         "benchmarks/{paper}/report.tsv"
     shell:
-        "{PY} -m steps.core.report paper={wildcards.paper} {params.args} "
+        "python -m steps.core.report paper={wildcards.paper} {params.args} "
         "io.results=results/{wildcards.paper} > {log} 2>&1"
 
 
@@ -29,9 +31,11 @@ rule index:
         reports=expand("results/{paper}/report.json", paper=PAPERS),
     output:
         "results/index.md",
+    conda:
+        "../envs/paperzoo.yaml"
     log:
         "logs/index.log",
     benchmark:
         "benchmarks/index.tsv"
     shell:
-        "{PY} -m steps.core.index io.results=results io.out={output} > {log} 2>&1"
+        "python -m steps.core.index io.results=results io.out={output} > {log} 2>&1"

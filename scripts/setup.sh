@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up paperzoo in .venv on a fresh Debian/Ubuntu machine with Python 3.11 (idempotent).
+#   bash scripts/setup.sh            # then: . .venv/bin/activate
+# Installs python3-venv with apt when it is missing (as root), torch (the CPU build where no
+# NVIDIA GPU is present), and paperzoo with its declared dependencies (pyproject.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+"$PY" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+  || { echo "error: paperzoo needs Python 3.11 or newer ($PY is older); set PYTHON=python3.11" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  if ! "$PY" -m venv .venv 2>/dev/null; then
+    rm -rf .venv
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      "$PY" -m venv .venv
+    else
+      echo "error: '$PY -m venv' failed; install python3-venv (apt-get install python3-venv) and rerun" >&2
+      exit 1
+    fi
+  fi
+fi
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+
+if ! python -c 'import torch' 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    python -m pip install -q torch                 # CUDA build for the GPU
+  else
+    python -m pip install -q torch==2.13.0         # the CPU build
+  fi
+fi
+python -m pip install -q -e ".[dev,full]"
+python -c 'import steps, torch, snakemake; print(f"paperzoo ready: torch {torch.__version__}, .venv/bin/snakemake")'

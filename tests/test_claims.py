@@ -1,0 +1,91 @@
+"""steps.core.claims: verdicts computed from hand-made metrics (never from a real run), and
+every paper's claims.yaml is valid and names metrics its report reads."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from steps.core import claims
+from steps.core.config import compose
+from steps.core.errors import ConfigError
+from tests.conftest import ROOT
+
+PAPERS = yaml.safe_load((ROOT / "workflow" / "papers.yaml").read_text())["papers"]
+
+METRICS = {
+    "fid": {"one_step": {"a": {"mean": 10.0}, "b": {"mean": 20.0}}, "ms": {"n1": {"mean": 30.0}, "n2": {"mean": 25.0}}},
+    "s": {"rf1": {"mean": 1.0}, "rf2": {"mean": 0.2}},
+}
+
+
+def claim(check, scales=("mini",), **kw):
+    return {"claims": [{"id": "c", "statement": "s", "check": check, "scales": list(scales), "source": "x", **kw}]}
+
+
+@pytest.mark.parametrize(
+    "check, verdict",
+    [
+        ("fid.one_step.a.mean < fid.one_step.b.mean", "holds"),
+        ("fid.one_step.b.mean < fid.one_step.a.mean", "fails"),
+        ("s.rf2.mean < 0.3 * s.rf1.mean", "holds"),
+        ("s.rf2.mean < 0.1 * s.rf1.mean", "fails"),
+        ("fid.ms.n1.mean > fid.ms.n2.mean > fid.one_step.b.mean", "holds"),
+        ("fid.ms.n1.mean > fid.ms.n2.mean > fid.one_step.b.mean > 100", "fails"),
+        ("min(fid.one_step.a.mean, fid.one_step.b.mean) <= 10", "holds"),
+        ("fid.one_step.a.mean < 5 or s.rf2.mean < 1", "holds"),
+        ("fid.one_step.a.mean < 5 and s.rf2.mean < 1", "fails"),
+        ("-fid.one_step.a.mean < 0", "holds"),
+        ("fid.one_step.zzz.mean < 1", "not run"),
+        ("fid.one_step.a < 1", "not run"),  # a summary node, not a number
+        ("nofile.x < 1", "not run"),
+    ],
+)
+def test_verdicts_on_hand_made_metrics(check, verdict):
+    (v,) = claims.verdicts(claim(check), METRICS, "mini")
+    assert v.verdict == verdict
+
+
+def test_missing_metric_is_not_hidden_by_or():
+    (v,) = claims.verdicts(claim("fid.one_step.a.mean < 100 or fid.zzz.mean < 1"), METRICS, "mini")
+    assert v.verdict == "not run"
+
+
+def test_not_testable_at_other_scales_even_when_metrics_exist():
+    (v,) = claims.verdicts(claim("fid.one_step.a.mean < fid.one_step.b.mean", scales=("full",)), METRICS, "mini")
+    assert v.verdict == "not testable at mini"
+
+
+def test_values_are_reported_for_every_path():
+    (v,) = claims.verdicts(claim("fid.one_step.a.mean < fid.one_step.zzz.mean"), METRICS, "mini")
+    assert v.values == {"fid.one_step.a.mean": 10.0, "fid.one_step.zzz.mean": None}
+
+
+@pytest.mark.parametrize(
+    "check",
+    ["__import__('os').system('x')", "fid.a.mean < 'x'", "[1][0] < 2", "fid.a.mean if 1 else 2", "lambda: 1", "open('f')"],
+)
+def test_unsafe_or_odd_checks_are_refused(check):
+    with pytest.raises(ConfigError):
+        claims.verdicts(claim(check), METRICS, "mini")
+
+
+def test_load_rejects_bad_files(tmp_path):
+    p = tmp_path / "claims.yaml"
+    p.write_text("paper: {}\n")
+    with pytest.raises(ConfigError):
+        claims.load(p)
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_papers_claims_load_and_name_reported_metrics(paper):
+    data = claims.load(ROOT / "params" / paper / "claims.yaml")
+    for scale in ("mini", "full"):
+        reported = set(compose(paper, scale).report.metrics)
+        for c in data["claims"]:
+            if scale in c["scales"]:
+                files = {p.split(".")[0] for p in claims.paths(c["check"])}
+                assert files <= reported, f"{c['id']} at {scale} names {files - reported}, not in report.metrics"
+    assert any(c.get("kind", "claim") == "claim" for c in data["claims"])
+    for n in data["numbers"]:
+        assert n["verified"] in (True, False) and n["source"]
