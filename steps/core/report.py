@@ -53,6 +53,26 @@ def ours(path: str | None, metrics: dict) -> str:
     return fmt(node)
 
 
+def run_wall_time(records: dict) -> float:
+    """Sum of the steps' wall times; a step that wrote several metrics files counts once."""
+    steps = {(r["config_hash"], r["wall_time_s"]) for r in records.values()}
+    return sum(wall for _, wall in steps)
+
+
+def job_times(bench_dir: Path | None) -> list[tuple[str, float, float | None]]:
+    """(job, wall s, max RSS MB) from Snakemake's benchmark files of the paper's last run."""
+    import csv
+
+    out = []
+    for tsv in sorted(bench_dir.glob("*.tsv")) if bench_dir and bench_dir.is_dir() else []:
+        with open(tsv) as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        if rows:
+            rss = rows[-1].get("max_rss", "-")
+            out.append((tsv.stem, float(rows[-1]["s"]), float(rss) if rss not in ("-", "NA", "") else None))
+    return out
+
+
 def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     paper = cfg.paper
     claims = claimslib.load(repo_root() / "params" / paper / "claims.yaml")
@@ -78,12 +98,13 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
              f"paperzoo reproduction at **{cfg.scale}** scale.", "", SCALE_NOTE[cfg.scale], ""]
     for s in claims.get("substitutes", []):
         lines.append(f"- Substitute: {s}")
+    jobs = job_times(Path(cfg.io.benchmarks) if "benchmarks" in cfg.io else None)
+    wall = sum(w for _, w, _ in jobs) if jobs else run_wall_time(records)
     if records:
         r0 = next(iter(records.values()))
-        wall = sum(r["wall_time_s"] for r in records.values())
         revs = sorted({r["git_revision"] for r in records.values()})
         lines += ["", f"Run: seeds {r0['seeds']}, device {r0['device']}, git {', '.join(revs)}, "
-                  f"steps' wall time in metrics {wall:.0f} s.", ""]
+                  f"{len(jobs)} jobs, {wall:.0f} s of job wall time.", ""]
 
     tally = {}
     main_claims = [v for v in verdicts if v.kind == "claim"]
@@ -111,6 +132,9 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
         lines += ["", "## Figures", ""]
         for caption, rel in figures:
             lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
+    if jobs:
+        lines += ["", "## Compute", "", "| job | wall s | max RSS MB |", "|---|---|---|"]
+        lines += [f"| {j} | {w:.1f} | {fmt(m)} |" for j, w, m in jobs]
     lines += ["", "## Metrics files", ""]
     for name, r in records.items():
         lines.append(f"- `{name}.json` — {r['description']} (config {r['config_hash']}, {r['wall_time_s']:.1f} s)")
@@ -124,7 +148,7 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
         "paper": paper, "scale": cfg.scale, "title": info["title"],
         "headline": {"label": head["label"], "value": ours(head["value"], values)},
         "claims": {"stated": len(main_claims), **{k.replace(" ", "_"): n for k, n in tally.items()}},
-        "wall_time_s": round(sum(r["wall_time_s"] for r in records.values()), 1),
+        "wall_time_s": round(wall, 1),
         "verdicts": [{"id": v.id, "kind": v.kind, "verdict": v.verdict} for v in verdicts],
     }
     return "\n".join(lines), summary

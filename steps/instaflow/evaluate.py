@@ -36,16 +36,15 @@ SUBSETS = ("all", *KINDS)
 FID_NAME = "FID (digits-classifier features)"
 
 
-def samplers(models_dir, seed: int, budgets, guidance: float, null) -> dict:
-    """{variant: (sample(z, c) -> x, Euler steps)} for one training seed."""
+def samplers(models_dir, seed: int, budgets, guidance: float, null) -> tuple[dict, dict]:
+    """({one-step variant: sample(z, c) -> x}, {flow: velocity}) for one training seed."""
     flows = {f: load_flow(flow_path(models_dir, f, seed)) for f in ("rf1", "rf2")}
     students = {f: load_students(student_path(models_dir, f, seed)) for f in ("rf1", "rf2")}
-    out = {f: (lambda z, c, v=flows[f]: rf.euler(v, z, c, 1, guidance, null), 1) for f in flows}
+    out = {f: (lambda z, c, v=flows[f]: rf.euler(v, z, c, 1, guidance, null)) for f in flows}
     for b in budgets:
-        out[f"rf1_distill_{b}"] = (lambda z, c, v=students["rf1"][b]: rf.one_step(v, z, c), 1)
-        out[f"instaflow_{b}"] = (lambda z, c, v=students["rf2"][b]: rf.one_step(v, z, c), 1)
-    out["_flows"] = flows
-    return out
+        out[f"rf1_distill_{b}"] = lambda z, c, v=students["rf1"][b]: rf.one_step(v, z, c)
+        out[f"instaflow_{b}"] = lambda z, c, v=students["rf2"][b]: rf.one_step(v, z, c)
+    return out, flows
 
 
 def draw(data: CaptionedDigits, pool: np.ndarray, n: int, seed: int, stream: str):
@@ -90,9 +89,8 @@ def main(cfg: DictConfig) -> dict:
     n_jobs = len(seeds) * (len(SUBSETS) * (2 + 2 * len(budgets)) + 2 * len(ev.multistep))
     bar = Progress(n_jobs, "evaluate", cfg.progress.every_s)
     for seed in seeds:
-        sm = samplers(models_dir, seed, budgets, guidance, data.null)
-        flows = sm.pop("_flows")
-        for variant, (sample, _) in sm.items():
+        sm, flows = samplers(models_dir, seed, budgets, guidance, data.null)
+        for variant, sample in sm.items():
             for subset in SUBSETS:
                 vals, accs = [], []
                 for ss in ev.sampling_seeds:
@@ -160,7 +158,7 @@ def sample_grids(cfg, data, table, sm, flows, guidance) -> dict[str, np.ndarray]
     cid = torch.tensor(rows).repeat_interleave(per_row)
     z = torch.randn(len(cid), data.x_dim, generator=seeding.step_generator(0, "grid"))
     c = data.cond(cid)
-    out = {f"grid_{name}": sample(z, c).numpy() for name, (sample, _) in sm.items()}
+    out = {f"grid_{name}": sample(z, c).numpy() for name, sample in sm.items()}
     n_max = max(int(n) for n in cfg.eval.multistep)
     for f, v in flows.items():
         out[f"grid_{f}_n{n_max}"] = rf.euler(v, z, c, n_max, guidance, data.null).numpy()
@@ -175,7 +173,7 @@ def sampling_times(cfg, data, sm, flows, guidance) -> dict:
     z = torch.randn(n, data.x_dim, generator=seeding.step_generator(0, "timing"))
     c = data.cond(data.caption_id[:1].expand(n))
     n_max = max(int(s) for s in cfg.eval.multistep)
-    runs = {name: sample for name, (sample, _) in sm.items()}
+    runs = dict(sm)
     runs |= {f"{f}_n{n_max}": (lambda z, c, v=v: rf.euler(v, z, c, n_max, guidance, data.null)) for f, v in flows.items()}
     out = {}
     for name, sample in runs.items():

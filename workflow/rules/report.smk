@@ -21,7 +21,7 @@ rule report:
         "benchmarks/{paper}/report.tsv"
     shell:
         "python -m steps.core.report paper={wildcards.paper} {params.args} "
-        "io.results=results/{wildcards.paper} > {log} 2>&1"
+        "io.results=results/{wildcards.paper} io.benchmarks=benchmarks/{wildcards.paper} > {log} 2>&1"
 
 
 rule index:
