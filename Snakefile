@@ -20,7 +20,8 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-include: "workflow/rules/instaflow.smk"
+# InstaFlow: the miniature DAG at smoke/mini, Stable Diffusion 1.5 on a cluster at full.
+include: "workflow/rules/instaflow_full.smk" if SCALE == "full" else "workflow/rules/instaflow.smk"
 include: "workflow/rules/report.smk"
 
 

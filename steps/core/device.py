@@ -7,14 +7,20 @@ import os
 
 
 def allotted_cores() -> int:
-    """Cores this process may use: SLURM's allocation, else the CPU affinity mask."""
+    """Cores this process may use: SLURM's allocation (else the CPU affinity mask), shared
+    among the processes a launcher such as torchrun started on this node."""
+    cores = None
     for var in ("SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
         if os.environ.get(var, "").isdigit():
-            return max(1, int(os.environ[var]))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+            cores = int(os.environ[var])
+            break
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, cores // max(1, int(local) if local.isdigit() else 1))
 
 
 def setup(device: str = "auto", threads: int = 0):

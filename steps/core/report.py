@@ -39,8 +39,11 @@ def fmt(v) -> str:
     return str(v)
 
 
-def ours(path: str | None, metrics: dict) -> str:
-    """`mean ± std` when the path names a summary node, else the value."""
+def ours(path: str | dict | None, metrics: dict, scale: str = "") -> str:
+    """`mean ± std` when the path names a summary node, else the value. `path` may map scales
+    to paths (`{mini: prompt_acc..., full: clip...}`)."""
+    if isinstance(path, dict):
+        path = path.get(scale) or path.get("mini" if scale == "smoke" else "")
     if not path:
         return "—"
     node = metrics
@@ -97,7 +100,8 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
              + (f" — code: {info['code']}" if info.get("code") else ""), "",
              f"paperzoo reproduction at **{cfg.scale}** scale.", "", SCALE_NOTE[cfg.scale], ""]
     for s in claims.get("substitutes", []):
-        lines.append(f"- Substitute: {s}")
+        if isinstance(s, str) or cfg.scale in s["scales"]:
+            lines.append(f"- Substitute: {s if isinstance(s, str) else s['text']}")
     jobs = job_times(Path(cfg.io.benchmarks) if "benchmarks" in cfg.io else None)
     wall = sum(w for _, w, _ in jobs) if jobs else run_wall_time(records)
     if records:
@@ -118,7 +122,7 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
               f"| quantity | paper | source | verified | ours ({cfg.scale}) | note |", "|---|---|---|---|---|---|"]
     for n in claims["numbers"]:
         lines.append(f"| {n['quantity']} | {fmt(n['value'])} | {n['source']} | {'yes' if n['verified'] else 'no'} "
-                     f"| {ours(n.get('ours'), values)} | {n.get('note', '')} |")
+                     f"| {ours(n.get('ours'), values, cfg.scale)} | {n.get('note', '')} |")
     for kind, title in (("claim", "Claims"), ("sanity", "Sanity checks")):
         rows = [v for v in verdicts if v.kind == kind]
         if not rows:

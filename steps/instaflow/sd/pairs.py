@@ -1,0 +1,102 @@
+"""Phase `pairs` (full scale): one shard of coupled pairs (z_i, x1_i, prompt i) from a teacher
+(InstaFlow §3.2, Eq. 6's data): the teacher's ODE run from noise z_i conditioned on prompt i with
+classifier-free guidance.
+
+* pairs.teacher = sd:  SD 1.5 with a DPM-Solver (pairs.ode_steps steps, guidance pairs.guidance)
+  — the pairs of text-conditioned reflow, and of the SD+Distill baseline;
+* pairs.teacher = rf2: the 2-rectified flow by Euler (pairs.rf2.ode_steps, guidance
+  pairs.rf2.guidance = 1.5, the model card's teacher guidance) — the pairs of InstaFlow's
+  distillation. Same prompts and noises as the SD pairs (steps.instaflow.sd.data).
+
+    python -m steps.instaflow.sd.pairs scale=full pairs.teacher=sd pairs.shard=0 \
+        io.sd=data/instaflow/sd15 io.prompts=data/instaflow/prompts_train.parquet \
+        io.out=data/instaflow/pairs_sd/shard0000.npz        [io.rf2=models/instaflow/rf2.pt]
+
+Shards are independent jobs (pairs.shards of them). A killed shard resumes from
+<out>.resume.npz, written every ckpt.every_s seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from steps.core import runtime
+from steps.core.cli import need_io, run
+from steps.core.errors import ArtifactError, ConfigError
+from steps.core.io import load_npz, save_npz
+from steps.core.progress import Progress, log
+from steps.instaflow.sd import data, models, sampling
+from steps.instaflow.sd.train import autocast
+
+TEACHERS = ("sd", "rf2")
+
+
+def shard_path(folder, shard: int) -> Path:
+    """The file of one shard; the rules and the training phases use the same name."""
+    return Path(folder) / f"shard{shard:04d}.npz"
+
+
+def teacher_fn(cfg: DictConfig, sd: models.SD, device):
+    """x1 = teacher(z, c, null) for pairs.teacher."""
+    p = cfg.pairs
+    if p.teacher == "sd":
+        unet = sd.unet.to(device)
+        return lambda z, c, null: sampling.dpm_solver(unet, sd.scheduler_config, z, c, int(p.ode_steps),
+                                                      float(p.guidance), null, str(p.dpm_algorithm))
+    if p.teacher == "rf2":
+        (rf2_path,) = need_io(cfg, "rf2")
+        unet = models.load_unet(rf2_path, "2-rectified flow").to(device)
+        return lambda z, c, null: sampling.euler(unet, z, c, int(p.rf2.ode_steps), float(p.rf2.guidance), null)
+    raise ConfigError(f"pairs.teacher must be one of {', '.join(TEACHERS)}, got {p.teacher!r}")
+
+
+def main(cfg: DictConfig) -> dict:
+    sd_dir, prompts_path, out = need_io(cfg, "sd", "prompts", "out")
+    p = cfg.pairs
+    rt = runtime.start(cfg, int(p.seed))
+    dev = rt.device
+    prompts = data.Prompts(prompts_path)
+    start, stop = data.shard_range(len(prompts), int(p.shards), int(p.shard))
+    shape = data.latent_shape(int(p.resolution))
+    sd = models.load(sd_dir, dev, unet=p.teacher == "sd")
+    text = models.TextEncoder(sd.tokenizer, sd.text_encoder, dev)
+    teacher = teacher_fn(cfg, sd, dev)
+
+    resume = Path(f"{out}.resume.npz")
+    x1 = np.zeros((stop - start, *shape), dtype=np.float16)
+    done = 0
+    if resume.exists():
+        state = load_npz(resume, "pairs resume file")
+        done = int(state["done"])
+        x1[:done] = state["x1"][:done]
+        log.info(f"resuming {out} at pair {start + done}")
+    log.info(f"shard {p.shard}/{p.shards}: pairs [{start}, {stop}) from teacher {p.teacher} on {rt.description}")
+    bar = Progress(stop - start, f"pairs {p.teacher} shard {p.shard}", cfg.progress.every_s, initial=done)
+    last = time.monotonic()
+    batch = int(p.batch)
+    while done < stop - start:
+        idx = list(range(start + done, min(stop, start + done + batch)))
+        z = data.noise(int(p.seed), idx, shape).to(dev)
+        with torch.no_grad(), autocast(dev):
+            out_x1 = teacher(z, text(prompts(idx)), text.null)
+        if not torch.isfinite(out_x1).all():  # e.g. a bf16 overflow: never store it as a pair
+            raise ArtifactError(f"teacher {p.teacher} produced non-finite latents for pairs {idx[0]}..{idx[-1]}")
+        x1[done:done + len(idx)] = out_x1.float().cpu().numpy().astype(np.float16)
+        done += len(idx)
+        bar.update(len(idx))
+        if done < stop - start and time.monotonic() - last >= float(cfg.ckpt.every_s):
+            save_npz(resume, x1=x1, done=np.array(done))
+            last = time.monotonic()
+    bar.close()
+    save_npz(out, x1=x1, index=np.arange(start, stop, dtype=np.int64))
+    resume.unlink(missing_ok=True)
+    return {"pairs": stop - start}
+
+
+if __name__ == "__main__":
+    run(main, "instaflow", "pairs")
