@@ -76,6 +76,18 @@ def restore(payload: dict, **objects) -> None:
         obj.load_state_dict(payload["state"][name])
 
 
+class Snapshots(dict):
+    """Named copies of state (e.g. EMA weights at each distillation budget) that a TrainLoop
+    keeps in its resume checkpoint like any other object with a state_dict."""
+
+    def state_dict(self) -> dict:
+        return dict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.clear()
+        self.update(state)
+
+
 class TrainLoop:
     """A resumable loop over steps [start, total). Typical use:
 

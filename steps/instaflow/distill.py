@@ -30,25 +30,6 @@ from steps.nn import rectified_flow as rf
 from steps.nn.optim import Adam
 
 
-class Snapshots(dict):
-    """EMA weights at each budget, kept in the resume checkpoint."""
-
-    def state_dict(self) -> dict:
-        return dict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        self.clear()
-        self.update(state)
-
-
-def ema_decay(decay: float, step: int, warmup: bool) -> float:
-    """The EMA decay, with the usual warm-up min(decay, (1 + step) / (10 + step)) so that early
-    snapshots are not dominated by the initial weights (a stand-in: the paper does not say).
-    Without warm-up, an EMA of 0.999 still holds 37 % of the teacher's weights at step 1000,
-    which favours whichever arm starts from the better one-step generator."""
-    return min(decay, (1.0 + step) / (10.0 + step)) if warmup else decay
-
-
 def main(cfg: DictConfig) -> dict:
     teacher_path, digits_path, emb_path, out = need_io(cfg, "teacher", "digits", "captions", "out")
     seed = int(cfg.seed)
@@ -63,7 +44,7 @@ def main(cfg: DictConfig) -> dict:
     student.train()
     ema = frozen_copy(student)
     opt = Adam(student.parameters(), lr=float(cfg.distill.lr))
-    snaps = Snapshots()
+    snaps = checkpoint.Snapshots()
     batch, decay, warmup = int(cfg.distill.batch), float(cfg.distill.ema), bool(cfg.distill.ema_warmup)
     log.info(f"distill seed {seed}: student = copy of {teacher_path}, budgets {budgets}, on {rt.description}")
     loop = checkpoint.TrainLoop(cfg, out, total, "distill", model=student, optimizer=opt, ema=ema, snapshots=snaps)
@@ -74,7 +55,7 @@ def main(cfg: DictConfig) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        rf.ema_update(ema, student, ema_decay(decay, step, warmup))
+        rf.ema_update(ema, student, rf.ema_decay(decay, step, warmup))
         loop.log(loss=loss.item())
         for name, b in budgets.items():
             if step + 1 == b:

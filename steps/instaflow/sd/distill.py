@@ -37,21 +37,6 @@ from steps.nn import rectified_flow as rf
 ARMS = {"rf2": "instaflow", "sd": "rf1_distill"}  # arm → the variant name in fid.json
 
 
-class Snapshots(dict):
-    """EMA weights at each budget (CPU tensors), kept in the resume checkpoint."""
-
-    def state_dict(self) -> dict:
-        return dict(self)
-
-    def load_state_dict(self, state: dict) -> None:
-        self.clear()
-        self.update(state)
-
-
-def ema_decay(decay: float, step: int, warmup: bool) -> float:
-    """The EMA decay, with the usual warm-up min(decay, (1 + step)/(10 + step)) when `warmup`
-    (as at mini; the paper describes no EMA)."""
-    return min(decay, (1.0 + step) / (10.0 + step)) if warmup else decay
 
 
 def student_init(cfg: DictConfig, sd: models.SD) -> torch.nn.Module:
@@ -106,7 +91,7 @@ def main(cfg: DictConfig) -> dict:
     prompts = data.Prompts(prompts_path)
     store = data.PairStore([shard_path(pairs_dir, i) for i in range(int(cfg.pairs.shards))], dist.rank, dist.world)
     ema = copy.deepcopy(student).requires_grad_(False).eval()
-    snaps = Snapshots()
+    snaps = checkpoint.Snapshots()
     pairs_seed, decay, warmup = int(cfg.pairs.seed), float(d.ema), bool(d.get("ema_warmup", True))
     log.info(f"distill arm {d.arm}: {len(store)} pairs on rank {dist.rank}/{dist.world}, budgets {budgets}, {rt.description}")
 
@@ -115,7 +100,7 @@ def main(cfg: DictConfig) -> dict:
         return rf.distill_loss(models.velocity(model), z, text(prompts(index)), x1, losses[stage["loss"]])
 
     def after_step(step):
-        rf.ema_update(ema, student, ema_decay(decay, step, warmup))
+        rf.ema_update(ema, student, rf.ema_decay(decay, step, warmup))
         for name, b in budgets.items():
             if step + 1 == b:
                 snaps[name] = {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
