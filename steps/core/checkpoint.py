@@ -50,8 +50,10 @@ def save(path: str | os.PathLike, cfg: DictConfig | Mapping | None, step: int, *
         "rng": seeding.rng_state(),
         "state": {k: (v.state_dict() if hasattr(v, "state_dict") else v) for k, v in state.items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # Through a file object: given a path, torch names the archive's root folder after the
+    # (random) temporary file, and identical checkpoints would differ byte for byte.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 def load(path: str | os.PathLike, what: str = "checkpoint", map_location="cpu") -> dict:
