@@ -23,7 +23,7 @@ def repo_files() -> list[str]:
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout.split("\n")
-    return [f for f in out if f and (ROOT / f).is_file()]
+    return [f for f in out if f and ((ROOT / f).is_file() or (ROOT / f).is_symlink())]
 
 
 def copy_repo(dest: Path) -> Path:
@@ -31,7 +31,10 @@ def copy_repo(dest: Path) -> Path:
     for f in repo_files():
         target = dest / f
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / f, target)
+        if (ROOT / f).is_symlink():  # e.g. ./slurm -> workflow/profiles/slurm, as git keeps it
+            target.symlink_to(os.readlink(ROOT / f))
+        else:
+            shutil.copy2(ROOT / f, target)
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run(["git", "add", "-A"], cwd=dest, check=True)
@@ -39,10 +42,11 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 300, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, timeout: int = 300, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run snakemake in `workdir` (SIGINT on timeout: SIGTERM does not stop a hung run)."""
     cmd = ["timeout", "-s", "INT", "-k", "10", str(timeout), SNAKEMAKE, *args]
-    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env={**os.environ, "PAPERZOO_ROOT": str(workdir)})
+    res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
+                         env={**(os.environ if env is None else env), "PAPERZOO_ROOT": str(workdir)})
     if check and res.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
     return res

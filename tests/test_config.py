@@ -9,7 +9,7 @@ import pytest
 import yaml
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ReadonlyConfigError
 
-from steps.core import config
+from steps.core import config, resources
 from steps.core.errors import ConfigError
 from tests.conftest import ROOT
 
@@ -36,6 +36,9 @@ def test_scale_files_only_override_keys_of_base(paper, scale):
 
     def walk(o, b, path):
         for k, v in o.items():
+            if path == "" and k == "resources":  # a per-scale table, checked by phase and key
+                resources.check_table(v, base["reads"])
+                continue
             assert k in b, f"params/{paper}/{scale}.yaml: '{path}{k}' is not in base.yaml or config.yaml"
             if isinstance(v, dict) and isinstance(b[k], dict):
                 walk(v, b[k], f"{path}{k}.")

@@ -92,6 +92,10 @@ def run(main: Callable[[DictConfig], dict | None], paper: str | None, phase: str
         main(cfg)
     except PaperzooError as e:
         print(f"error: {e}", file=sys.stderr)
+        if e.exit_code == 143:  # SIGTERM after a resume checkpoint: under SLURM, maybe requeue
+            from steps.core.slurm import requeue_after_sigterm
+
+            requeue_after_sigterm(say=log.info)
         sys.exit(e.exit_code)
     # steps.core.benchmark reads this line: the step's own work against its start-up.
     log.info(f"{paper}.{phase} done: work {time.monotonic() - t0:.2f} s, start-up and imports {startup:.2f} s")

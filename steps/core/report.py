@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from steps.core import accounting
 from steps.core import claims as claimslib
 from steps.core import metrics as metricslib
 from steps.core.cli import need_io, run
@@ -139,6 +140,12 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     if jobs:
         lines += ["", "## Compute", "", "| job | wall s | max RSS MB |", "|---|---|---|"]
         lines += [f"| {j} | {w:.1f} | {fmt(m)} |" for j, w, m in jobs]
+    # GPU-hours per GPU rule, estimated (params) beside measured and billed; only after a run
+    # through SLURM. Snakemake's run logs (where it records each rule's SLURM job ids) are in
+    # the working directory the rule runs in.
+    lines += accounting.section(accounting.gather(
+        OmegaConf.to_container(cfg.resources, resolve=True), paper,
+        Path(cfg.io.benchmarks) if "benchmarks" in cfg.io else None, Path(cfg.io.get("snakemake_logs", ".snakemake/log"))))
     lines += ["", "## Metrics files", ""]
     for name, r in records.items():
         lines.append(f"- `{name}.json` — {r['description']} (config {r['config_hash']}, {r['wall_time_s']:.1f} s)")

@@ -6,8 +6,11 @@ import shlex
 import sys
 
 import yaml
+from omegaconf import OmegaConf
 
 from steps.core import config as pzconfig
+from steps.core import resources as pzresources
+from steps.core import sources as pzsources
 from steps.core.errors import ConfigError
 
 # Jobs run `python` from the environment Snakemake runs in (a venv need not be activated).
@@ -70,18 +73,51 @@ os.environ["PAPERZOO_OPERATIONAL"] = json.dumps(
 )
 
 
+# The cluster's site file (the one file a SLURM user edits): GPU type names, account, QoS and
+# partitions. Its account and QoS reach every sbatch call through the environment.
+try:
+    SITE = pzresources.load_site(workflow.source_path("../profiles/slurm/site.yaml"))
+except ConfigError as e:
+    sys.exit(f"error: {e}")
+os.environ.update(pzresources.site_env(SITE))
+
+
 def res(paper, rule, key, default=None):
-    """The resource <key> of a rule, from params/<paper> (resources.<rule>.<key>, else resources.default.<key>)."""
+    """The resource <key> of a rule, from params/<paper> (resources.<rule>.<key>, else
+    resources.default.<key>); a gpu_model is the site file's GRES type for that model."""
     r = CFG[paper].get("resources", {})
     for section in (rule, "default"):
         if section in r and key in r[section]:
-            return r[section][key]
+            value = r[section][key]
+            return pzresources.gpu_type(value, SITE) if key == "gpu_model" else value
     return default
 
 
+def _resources_table(paper):
+    return OmegaConf.to_container(CFG[paper].get("resources", {}), resolve=True)
+
+
+try:  # a typo in a resources table stops the run before any job
+    for _p in PAPERS:
+        pzresources.check_table(_resources_table(_p), CFG[_p].reads)
+except ConfigError as e:
+    sys.exit(f"error: {e}")
+
+
+def rule_resources(paper, phase):
+    """Snakemake resources of a phase's rule (mem_mb, runtime; gpu, gpu_model, cpus_per_gpu for
+    a GPU rule) from params/<paper> resources, by the convention of steps.core.resources:
+    `resources: **rule_resources(paper, phase)`."""
+    try:
+        return pzresources.rule_resources(_resources_table(paper), phase, SITE)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+
+
 def code(*modules):
-    """Source files of the step modules run by a rule (editing one reruns it)."""
-    return [os.path.join(*m.split(".")) + ".py" for m in modules]
+    """Source files of the step modules run by a rule and of every steps.* module they import
+    (steps.core.sources): editing any of them reruns the rule, with Snakemake and with DVC."""
+    return pzsources.sources(*modules)
 
 
 def per_seed(paper, pattern):

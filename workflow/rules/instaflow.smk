@@ -15,7 +15,7 @@ rule instaflow:
 
 rule instaflow_digits:
     input:
-        code("steps.instaflow.digits", "steps.data.digit_captions"),
+        code("steps.instaflow.digits"),
     output:
         digits=f"{IF_D}/digits.npz",
         table=f"{IF_D}/captions.parquet",
@@ -23,6 +23,8 @@ rule instaflow_digits:
         trigger=trigger("instaflow", "digits"),
         args=step_args("instaflow", "digits"),
     threads: res("instaflow", "digits", "threads", 1)
+    resources:
+        **rule_resources("instaflow", "digits"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -36,13 +38,15 @@ rule instaflow_digits:
 
 rule instaflow_captions:
     input:
-        code("steps.instaflow.captions", "steps.data.text_embed"),
+        code("steps.instaflow.captions"),
     output:
         f"{IF_D}/caption_emb.npz",
     params:
         trigger=trigger("instaflow", "captions"),
         args=step_args("instaflow", "captions"),
     threads: res("instaflow", "captions", "threads", 1)
+    resources:
+        **rule_resources("instaflow", "captions"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -64,6 +68,8 @@ rule instaflow_fid_features:
         trigger=trigger("instaflow", "fid_features"),
         args=step_args("instaflow", "fid_features"),
     threads: res("instaflow", "fid_features", "threads", 1)
+    resources:
+        **rule_resources("instaflow", "fid_features"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -77,7 +83,7 @@ rule instaflow_fid_features:
 
 rule instaflow_teacher:
     input:
-        code("steps.instaflow.teacher", "steps.instaflow.common"),
+        code("steps.instaflow.teacher"),
         digits=f"{IF_D}/digits.npz",
         captions=f"{IF_D}/caption_emb.npz",
     output:
@@ -86,6 +92,8 @@ rule instaflow_teacher:
         trigger=trigger("instaflow", "teacher"),
         args=step_args("instaflow", "teacher"),
     threads: res("instaflow", "teacher", "threads", 1)
+    resources:
+        **rule_resources("instaflow", "teacher"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -99,7 +107,7 @@ rule instaflow_teacher:
 
 rule instaflow_reflow:
     input:
-        code("steps.instaflow.reflow", "steps.instaflow.pairs", "steps.instaflow.common"),
+        code("steps.instaflow.reflow"),
         teacher=f"{IF_M}/rf1_s{{seed}}.pt",
         digits=f"{IF_D}/digits.npz",
         captions=f"{IF_D}/caption_emb.npz",
@@ -109,6 +117,8 @@ rule instaflow_reflow:
         trigger=trigger("instaflow", "reflow"),
         args=step_args("instaflow", "reflow"),
     threads: res("instaflow", "reflow", "threads", 1)
+    resources:
+        **rule_resources("instaflow", "reflow"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -122,7 +132,7 @@ rule instaflow_reflow:
 
 rule instaflow_distill:
     input:
-        code("steps.instaflow.distill", "steps.instaflow.pairs", "steps.instaflow.common"),
+        code("steps.instaflow.distill"),
         teacher=f"{IF_M}/{{flow}}_s{{seed}}.pt",
         digits=f"{IF_D}/digits.npz",
         captions=f"{IF_D}/caption_emb.npz",
@@ -134,6 +144,8 @@ rule instaflow_distill:
         trigger=trigger("instaflow", "distill"),
         args=step_args("instaflow", "distill"),
     threads: res("instaflow", "distill", "threads", 1)
+    resources:
+        **rule_resources("instaflow", "distill"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -164,6 +176,8 @@ rule instaflow_evaluate:
         trigger=trigger("instaflow", "evaluate"),
         args=step_args("instaflow", "evaluate"),
     threads: res("instaflow", "evaluate", "threads", 2)
+    resources:
+        **rule_resources("instaflow", "evaluate"),
     conda:
         "../envs/paperzoo.yaml"
     log:

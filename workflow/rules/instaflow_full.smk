@@ -18,14 +18,6 @@ IFF_PAIRS = f"{IFF_D}/pairs_{{teacher}}/shard{{shard}}.npz"
 # Each phase's trigger and step arguments, computed once (the pair jobs share them).
 IFF_TRIGGER = functools.cache(lambda phase: trigger_value("instaflow", phase))
 IFF_ARGS = functools.cache(lambda phase: step_args_value("instaflow", phase))
-# The sbatch-relevant resources of the GPU rules, from params (resources.<rule>).
-IFF_GPU = {
-    phase: {k: res("instaflow", phase, k, d) for k, d in
-            (("gpu", 1), ("gpu_model", "a100"), ("cpus_per_gpu", 8), ("mem_mb", 64000), ("runtime", 720))}
-    for phase in ("pairs", "reflow", "distill", "evaluate")
-}
-
-
 rule instaflow:
     """Everything for InstaFlow at the chosen scale: its metrics and its report."""
     input:
@@ -45,10 +37,9 @@ rule instaflow_fetch:
         trigger=lambda w: json.dumps(OmegaConf.to_container(CFG["instaflow"].sd.assets[w.asset]), sort_keys=True),
         args=lambda w: IFF_ARGS("fetch"),
         cache=f"{IFF_D}/downloads",  # not an output: Snakemake never deletes a half-done download
-    threads: res("instaflow", "fetch", "threads", 2)
+    threads: res("instaflow", "fetch", "threads", 1)
     resources:
-        mem_mb=res("instaflow", "fetch", "mem_mb", 8000),
-        runtime=res("instaflow", "fetch", "runtime", 720),
+        **rule_resources("instaflow", "fetch"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -71,10 +62,9 @@ rule instaflow_prompts:
     params:
         trigger=lambda w: IFF_TRIGGER("prompts"),
         args=lambda w: IFF_ARGS("prompts"),
-    threads: res("instaflow", "prompts", "threads", 4)
+    threads: res("instaflow", "prompts", "threads", 1)
     resources:
-        mem_mb=res("instaflow", "prompts", "mem_mb", 32000),
-        runtime=res("instaflow", "prompts", "runtime", 60),
+        **rule_resources("instaflow", "prompts"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -90,7 +80,7 @@ rule instaflow_pairs:
     """One shard of (z, ODE[teacher](z | prompt)) pairs: teacher sd for reflow and SD+Distill,
     rf2 for InstaFlow's distillation."""
     input:
-        code("steps.instaflow.sd.pairs", "steps.instaflow.sd.sampling", "steps.instaflow.sd.models", "steps.instaflow.sd.data"),
+        code("steps.instaflow.sd.pairs"),
         sd=f"{IFF_D}/sd15",
         prompts=f"{IFF_D}/prompts_train.parquet",
         rf2=lambda w: [f"{IFF_M}/rf2.pt"] if w.teacher == "rf2" else [],
@@ -105,7 +95,7 @@ rule instaflow_pairs:
         shard=lambda w: int(w.shard),
         rf2=lambda w, input: f"io.rf2={input.rf2}" if input.rf2 else "",
     resources:
-        **IFF_GPU["pairs"],
+        **rule_resources("instaflow", "pairs"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -119,7 +109,7 @@ rule instaflow_pairs:
 
 rule instaflow_reflow:
     input:
-        code("steps.instaflow.sd.reflow", "steps.instaflow.sd.train", "steps.instaflow.sd.models", "steps.instaflow.sd.data"),
+        code("steps.instaflow.sd.reflow"),
         sd=f"{IFF_D}/sd15",
         prompts=f"{IFF_D}/prompts_train.parquet",
         pairs=expand(IFF_PAIRS, teacher="sd", shard=IFF_SHARDS),
@@ -130,7 +120,7 @@ rule instaflow_reflow:
         args=lambda w: IFF_ARGS("reflow"),
         pairs=lambda w, input: os.path.dirname(input.pairs[0]),
     resources:
-        **IFF_GPU["reflow"],
+        **rule_resources("instaflow", "reflow"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -145,7 +135,7 @@ rule instaflow_reflow:
 rule instaflow_distill:
     """One-step distillation, arm rf2 (InstaFlow) or sd (SD+Distill)."""
     input:
-        code("steps.instaflow.sd.distill", "steps.instaflow.sd.train", "steps.instaflow.sd.models", "steps.nn.lpips"),
+        code("steps.instaflow.sd.distill"),
         sd=f"{IFF_D}/sd15",
         prompts=f"{IFF_D}/prompts_train.parquet",
         lpips=f"{IFF_D}/lpips",
@@ -161,7 +151,7 @@ rule instaflow_distill:
         pairs=lambda w, input: os.path.dirname(input.pairs[0]),
         init=lambda w, input: f"io.init={input.init}" if input.init else "",
     resources:
-        **IFF_GPU["distill"],
+        **rule_resources("instaflow", "distill"),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -176,7 +166,7 @@ rule instaflow_distill:
 
 rule instaflow_evaluate:
     input:
-        code("steps.instaflow.sd.evaluate", "steps.instaflow.sd.scores", "steps.instaflow.sd.sampling", "steps.instaflow.sd.models"),
+        code("steps.instaflow.sd.evaluate"),
         sd=f"{IFF_D}/sd15",
         rf2=f"{IFF_M}/rf2.pt",
         student_rf2=f"{IFF_M}/distill_rf2.pt",
@@ -194,7 +184,7 @@ rule instaflow_evaluate:
         trigger=lambda w: IFF_TRIGGER("evaluate"),
         args=lambda w: IFF_ARGS("evaluate"),
     resources:
-        **IFF_GPU["evaluate"],
+        **rule_resources("instaflow", "evaluate"),
     conda:
         "../envs/paperzoo.yaml"
     log:

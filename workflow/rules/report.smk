@@ -4,7 +4,7 @@
 rule report:
     """results/<paper>/report.md: the paper's numbers beside ours, every claim's verdict, figures."""
     input:
-        code("steps.core.report", "steps.core.claims"),
+        code("steps.core.report"),
         metrics=lambda w: [f"results/{w.paper}/{m}.json" for m in CFG[w.paper].report.metrics],
         claims="params/{paper}/claims.yaml",
     output:
@@ -13,6 +13,9 @@ rule report:
     params:
         trigger=lambda w: trigger_value(w.paper, "report"),
         args=lambda w: step_args_value(w.paper, "report"),
+    resources:
+        mem_mb=lambda w: res(w.paper, "report", "mem_mb"),
+        runtime=lambda w: res(w.paper, "report", "runtime"),
     conda:
         "../envs/paperzoo.yaml"
     log:
