@@ -224,22 +224,29 @@ def test_sd_velocity_euler_step_is_a_ddim_step():
 
 @pytest.mark.slow
 def test_reflow_data_parallel_under_torchrun(sd_pairs, tmp_path):
-    """Two CPU processes (gloo) through torchrun: shards split by rank, gradients all-reduced,
-    one checkpoint written by rank 0."""
+    """Two CPU processes (gloo), launched as the rule launches them (torchrun): shards split by
+    rank, gradients all-reduced, one checkpoint written by rank 0 with the training record,
+    rank 1's log in its own file."""
     import os
+    import shlex
     import subprocess
     import sys
 
+    from steps.core import distributed
     from steps.instaflow.sd import models
 
     d, out = sd_pairs["data"], tmp_path / "rf2.pt"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "steps.instaflow.sd.reflow", *SMALL, "threads=1", *sd_pairs["common"],
+    prefix = distributed.launch_command({"gpu": 2}, shutdown_s=30, python=sys.executable)
+    cmd = [*shlex.split(prefix), "-m", "steps.instaflow.sd.reflow", *SMALL, "threads=2", *sd_pairs["common"],
            f"io.pairs={d / 'pairs_sd'}", f"io.out={out}"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+                         env={**os.environ, "PAPERZOO_RANK_LOGS": str(tmp_path)})
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "rank 1/2" in res.stderr and "2 process(es) × 1 × 2" in res.stderr
+    assert "rank 0/2" in res.stderr and "2 process(es) × 1 × 2" in res.stderr and "rank 1/2" not in res.stderr
+    assert "rank 1/2" in (tmp_path / "reflow.rank1.log").read_text()
     models.load_unet(out)
+    record = checkpoint.load(out)["state"]["meta"]["train"]
+    assert record["world_size"] == 2 and record["launcher"] == "torchrun" and record["precision"] == "fp32"
+    assert [s["effective_batch"] for s in record["stages"]] == [4, 2]
     assert not out.with_name("rf2.pt.resume.pt").exists()

@@ -272,3 +272,34 @@ def test_sigterm_before_preemption_checkpoints_and_requeues(data_ready, tmp_path
     assert runs[0] == (jid, "REQUEUED") and runs[-1] == (jid, "COMPLETED"), runs
     assert resumed_from(work) >= 1500
     assert "Error in rule instaflow_teacher" not in out
+
+
+# ------------------------------------------------------------------ several tasks, one job
+
+def test_two_task_training_job_runs_end_to_end(data_ready, tmp_path):
+    """The teacher as one SLURM job of 2 tasks: params ask for 2 GPUs and the srun launcher
+    (how a multi-node run starts, here on the test cluster's one node with its 2 fake GPUs), so
+    sbatch gets --ntasks-per-node=2 and 2 GPUs per node, and the rule's own srun starts two
+    processes that train data-parallel (gloo: the fake GPUs are not CUDA devices). Rank 0 writes
+    the checkpoint and the main log; rank 1 logs to its own file."""
+    from steps.core import checkpoint
+
+    work = fault_copy(data_ready, tmp_path)
+    smoke = work / "params" / "instaflow" / "smoke.yaml"
+    line = "  teacher: {gpu: 1, cpus_per_gpu: 1, threads: 1,"
+    assert line in smoke.read_text()
+    smoke.write_text(smoke.read_text().replace(line, "  teacher: {gpu: 2, launcher: srun, cpus_per_gpu: 1, threads: 2,"))
+    t0 = time.monotonic()
+    out = finish(run_slurm(work, "--verbose", TEACHER, *SMOKE), work)
+    (jid,) = submitted(out)["instaflow_teacher"]
+    call = next(c for c in re.findall(r"sbatch call: (sbatch .*?) --wrap=", out) if "rule_instaflow_teacher" in c)
+    for flag in ("--nodes=1", "--ntasks-per-node=2", "--cpus-per-gpu=1", "--gres=gpu:2", "-p gpu"):
+        assert flag in call, (flag, call)
+    assert "srun --nodes=1 --ntasks-per-node=2 --cpus-per-task=1 --kill-on-bad-exit=1 python -m steps.instaflow.teacher" in out
+    assert sacct([jid]) == [(jid, "COMPLETED")]
+    log = (work / "logs" / "instaflow" / "teacher_s0.log").read_text()
+    assert "rank 0/2 (gloo, 1 node(s) × 2, srun)" in log and "rank 1/2" not in log
+    assert "rank 1/2" in (work / "logs" / "ranks" / f"slurm-{jid}-teacher.rank1.log").read_text()
+    record = checkpoint.load(work / TEACHER)["state"]["meta"]["train"]
+    assert (record["world_size"], record["launcher"], record["effective_batch"]) == (2, "srun", 256)
+    print(f"\n2-task job through SLURM: {time.monotonic() - t0:.0f} s; {call}")

@@ -13,6 +13,14 @@ step-indexed loop that
 
 Because training randomness comes from `seeding.step_generator(seed, stream, step)`, a resumed
 run computes exactly what the uninterrupted run computes.
+
+Distributed (steps.core.distributed): every rank runs the loop; rank 0 alone writes checkpoints
+and deletes the resume file, every rank reads it on restart (the state saved is the unwrapped
+model's, the same for any world size, so N ranks' checkpoint resumes on M). After each step the
+ranks agree in one small all-reduce on the logged stats (their mean is what the log shows) and
+on whether to stop (SIGTERM reached any of them) or checkpoint (rank 0's clock decides), so they
+all stop at the same step. `loop.record()` is what the output checkpoint's meta should carry:
+world size, devices, precision and effective batch actually used, and the loss curve.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from steps.core import seeding
+from steps.core import distributed, seeding
 from steps.core.errors import ArtifactError, PaperzooError, remedy
 from steps.core.io import atomic_path, require
 from steps.core.progress import Progress, log
@@ -96,25 +104,48 @@ class TrainLoop:
         loop = TrainLoop(cfg, out_path, total=cfg.reflow.steps, model=net, optimizer=opt, ema=ema)
         for step in loop:            # resumes where a killed run stopped
             loss = ...; loop.log(loss=loss.item())
+        save(out_path, ..., meta={..., "train": loop.record()})   # rank 0 (loop.dist.main)
         loop.finish()                # after the final output is written: drop the resume file
+
+    `dist` defaults to this process's place in the job (distributed.current()).
     """
 
-    def __init__(self, cfg: DictConfig, output: str | os.PathLike, total: int, desc: str | None = None, **objects):
+    TRACE_POINTS = 1000  # the loss curve kept in record(): at most this many points
+
+    def __init__(self, cfg: DictConfig, output: str | os.PathLike, total: int, desc: str | None = None,
+                 dist: distributed.Dist | None = None, **objects):
         self.cfg, self.total, self.objects = cfg, total, objects
+        self.dist = dist if dist is not None else distributed.current()
         self.output = Path(output)
         self.resume_path = self.output.with_name(self.output.name + ".resume.pt")
         self.every_steps = int(cfg.ckpt.every_steps)
         self.every_s = float(cfg.ckpt.every_s)
         self.start = 0
+        self.info: dict = {}
+        self.trace_every = max(1, -(-int(total) // self.TRACE_POINTS))
+        self.trace: list[float] = []
+        self.segments: list[dict] = []  # [{from_step, world_size, ...}], one per (re)start
         if self.resume_path.exists():
             # A corrupt resume file is reported, never silently discarded or overwritten.
             payload = load(self.resume_path, "resume checkpoint")
             restore(payload, **objects)
             seeding.set_rng_state(payload["rng"])
             self.start = int(payload["step"])
-            log.info(f"resuming {self.output} from step {self.start} ({self.resume_path})")
+            own = payload["state"].get("_loop") or {}
+            self.trace = list(own.get("trace", []))
+            self.segments = list(own.get("segments", []))
+            before = self.segments[-1]["world_size"] if self.segments else "?"
+            log.info(f"resuming {self.output} from step {self.start} ({self.resume_path}; written by "
+                     f"{before} process(es), resumed on {self.dist.world})")
+        if self.dist.world > 1:  # every rank must have read the same checkpoint
+            lo, hi = self.dist.sum([-self.start, self.start])
+            if -lo != self.start * self.dist.world or hi != self.start * self.dist.world:
+                raise distributed.RankFailure(f"rank {self.dist.rank}: the ranks resumed from different steps; "
+                                              f"is {self.resume_path.parent} on a filesystem every node shares?")
+        self.segments.append({"from_step": self.start, **self.dist.record()})
         self.progress = Progress(total, desc or self.output.name, cfg.progress.every_s, initial=self.start)
         self._term = False
+        self._stats: dict = {}
         self.step = self.start
 
     def _on_sigterm(self, signum, frame) -> None:
@@ -128,13 +159,15 @@ class TrainLoop:
                 self.step = step
                 yield step
                 done = step + 1
-                self.progress.update(1)
-                if self._term:
+                due = done < self.total and (done % self.every_steps == 0 or time.monotonic() - last_save >= self.every_s)
+                stop, due, stats = self._agree(self._term, due)
+                self.progress.update(1, **stats)
+                if "loss" in stats and step % self.trace_every == 0:
+                    self.trace.append(float(stats["loss"]))
+                if stop:
                     self.checkpoint(done)
                     raise Preempted(f"stopped by SIGTERM at step {done}/{self.total}; resume checkpoint {self.resume_path}")
-                if done < self.total and (
-                    done % self.every_steps == 0 or time.monotonic() - last_save >= self.every_s
-                ):
+                if due:
                     self.checkpoint(done)
                     last_save = time.monotonic()
             self.step = self.total
@@ -142,11 +175,69 @@ class TrainLoop:
             signal.signal(signal.SIGTERM, old)
             self.progress.close()
 
+    def _agree(self, term: bool, due: bool) -> tuple[bool, bool, dict]:
+        """(stop, checkpoint, stats) the same on every rank: stop when any rank got SIGTERM,
+        checkpoint when rank 0's clock says so, numeric stats averaged over the ranks."""
+        stats, self._stats = self._stats, {}
+        if self.dist.world == 1:
+            return term, due, stats
+        numeric = [k for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+        summed = self.dist.sum([float(term), float(due and self.dist.main), *(stats[k] for k in numeric)])
+        stats.update({k: v / self.dist.world for k, v in zip(numeric, summed[2:], strict=True)})
+        return summed[0] > 0, summed[1] > 0, stats
+
     def log(self, **stats) -> None:
-        self.progress.stats.update(stats)
+        """This step's stats (e.g. loss=...); under several ranks the log shows their mean."""
+        self._stats.update(stats)
+
+    def describe(self, **info) -> None:
+        """What the step trains with (precision, global/micro batch, ...) for record()."""
+        self.info.update(info)
+
+    def record(self) -> dict:
+        """The training record for the output checkpoint's meta (and the metrics): the
+        processes, devices, precision and batches actually used, and the loss curve."""
+        now = self.segments[-1]
+        return {**{k: v for k, v in now.items() if k != "from_step"}, **self.info, "steps": self.total,
+                "segments": self.segments, "loss_trace": {"every": self.trace_every, "values": self.trace}}
 
     def checkpoint(self, step: int) -> None:
-        save(self.resume_path, self.cfg, step, **self.objects)
+        if self.dist.main:
+            own = {"trace": self.trace, "segments": self.segments}
+            save(self.resume_path, self.cfg, step, **self.objects, _loop=own)
 
     def finish(self) -> None:
-        self.resume_path.unlink(missing_ok=True)
+        if self.dist.main:
+            self.resume_path.unlink(missing_ok=True)
+
+
+SUMMARY_KEYS = ("world_size", "nodes", "processes_per_node", "launcher", "backend", "device", "precision",
+                "global_batch", "micro_batch", "accumulation_steps", "effective_batch", "stages", "steps")
+
+
+def training_summary(record: Mapping | None) -> dict | None:
+    """The part of a TrainLoop record a metrics file and the report show: processes, device,
+    precision, batches, steps, and how many times the run was resumed."""
+    if not record:
+        return None
+    out = {k: record[k] for k in SUMMARY_KEYS if k in record}
+    segments = record.get("segments") or []
+    out["resumed"] = max(0, len(segments) - 1)
+    worlds = sorted({int(s["world_size"]) for s in segments if "world_size" in s})
+    if len(worlds) > 1:
+        out["world_sizes"] = worlds
+    return out
+
+
+def training_record(path: str | os.PathLike) -> dict | None:
+    """The training record (meta.train) of a checkpoint written by a training step, read
+    without loading its tensors into memory; None when it has none."""
+    import torch
+
+    path = require(path, "checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as e:
+        raise ArtifactError(f"checkpoint {path} is corrupt ({e.__class__.__name__}); {remedy(path)}") from None
+    meta = (payload.get("state") or {}).get("meta") if isinstance(payload, dict) else None
+    return meta.get("train") if isinstance(meta, dict) else None

@@ -6,6 +6,9 @@
 Hydra override of the paper's params. The config is composed and validated before any work;
 a user error prints one line `error: ...` and exits non-zero (2 config, 3 artifact, 143 stopped
 by SIGTERM after writing a resume checkpoint).
+
+Launched as one of several processes (steps.core.distributed), a process of rank r > 0 logs to
+its own file (`<main log stem>.rank<r>.log`) and writes to the main log only one line if it fails.
 """
 
 from __future__ import annotations
@@ -74,8 +77,11 @@ def need_io(cfg: DictConfig, *names: str) -> list[str]:
 def run(main: Callable[[DictConfig], dict | None], paper: str | None, phase: str, argv: Sequence[str] | None = None) -> None:
     """Compose, run `main(cfg)`, and turn user errors into one line and an exit status.
     With paper=None (steps shared by all papers, e.g. the report) it comes from `paper=<slug>`."""
+    from steps.core import distributed
     from steps.core.progress import log, setup_logging
 
+    rank = distributed.rank_of_process()
+    own_log = distributed.redirect_rank_output(rank, phase) if rank > 0 else None
     setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     startup = process_age()
@@ -92,11 +98,19 @@ def run(main: Callable[[DictConfig], dict | None], paper: str | None, phase: str
         main(cfg)
     except PaperzooError as e:
         print(f"error: {e}", file=sys.stderr)
-        if e.exit_code == 143:  # SIGTERM after a resume checkpoint: under SLURM, maybe requeue
+        if own_log is not None and e.exit_code != 143:
+            own_log.last_words(f"error: rank {rank}: {e} (its log: {own_log.path})")
+        if e.exit_code == 143 and rank == 0:  # SIGTERM after a resume checkpoint: under SLURM, maybe requeue
             from steps.core.slurm import requeue_after_sigterm
 
             requeue_after_sigterm(say=log.info)
         sys.exit(e.exit_code)
+    except BaseException as e:
+        if own_log is not None and not isinstance(e, SystemExit | KeyboardInterrupt):
+            own_log.last_words(f"error: rank {rank} failed: {e.__class__.__name__}: {e} (traceback in {own_log.path})")
+        raise
+    finally:
+        distributed.reset()
     # steps.core.benchmark reads this line: the step's own work against its start-up.
     log.info(f"{paper}.{phase} done: work {time.monotonic() - t0:.2f} s, start-up and imports {startup:.2f} s")
 

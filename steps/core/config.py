@@ -29,10 +29,10 @@ from steps.core.errors import ConfigError
 
 SCALES = ("smoke", "mini", "full")
 # Keys every step sees whatever its phase reads.
-CORE_KEYS = ("paper", "scale", "seed", "seeds", "device", "threads", "progress", "ckpt", "io", "resources")
+CORE_KEYS = ("paper", "scale", "seed", "seeds", "device", "threads", "progress", "ckpt", "dist", "io", "resources")
 # Keys that change how a step runs but not what it computes: kept out of rerun triggers.
 # The seed of a per-seed job is part of its output path, so it is not a trigger either.
-OPERATIONAL_KEYS = ("device", "threads", "progress", "ckpt", "io", "resources", "seed", "seeds")
+OPERATIONAL_KEYS = ("device", "threads", "progress", "ckpt", "dist", "io", "resources", "seed", "seeds")
 
 
 def repo_root() -> Path:
@@ -224,7 +224,7 @@ def semantic(cfg: DictConfig) -> dict:
 
 def split_overrides(paper: str, scale: str, overrides: Sequence[str], phase: str) -> tuple[list[str], list[str]]:
     """(the overrides that change what `phase` computes, the operational ones: threads, device,
-    progress, ckpt). Overrides of sections the phase does not read are in neither: passing them
+    progress, ckpt, dist). Overrides of sections the phase does not read are in neither: passing them
     would change nothing but its command line."""
     reads = set(compose(paper, scale).reads[phase])
     mine, operational = [], []

@@ -23,8 +23,10 @@ def allotted_cores() -> int:
     return max(1, cores // max(1, int(local) if local.isdigit() else 1))
 
 
-def setup(device: str = "auto", threads: int = 0):
-    """Pick the device and set torch's thread count; returns (torch.device, description)."""
+def setup(device: str = "auto", threads: int = 0, local_rank: int = 0, local_world: int = 1):
+    """Pick the device and set torch's thread count; returns (torch.device, description).
+    Process `local_rank` of `local_world` on a node (steps.core.distributed) gets GPU
+    local_rank and its share of the threads (`threads` are the job's, 0: the cores allotted)."""
     import torch
 
     if device not in ("auto", "cpu", "cuda"):
@@ -36,12 +38,15 @@ def setup(device: str = "auto", threads: int = 0):
         from steps.core.errors import ConfigError
 
         raise ConfigError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
-    n = threads if threads and threads > 0 else allotted_cores()
+    n = max(1, threads // max(1, local_world)) if threads and threads > 0 else allotted_cores()
     torch.set_num_threads(n)
     if use_cuda:
         # Deterministic CUDA kernels (this also imports torch._inductor, ≈1 s, so not on CPU).
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
-        dev = torch.device("cuda")
-        return dev, f"cuda ({torch.cuda.get_device_name(0)}), {n} CPU threads"
+        count = torch.cuda.device_count()
+        # one process per GPU: GPU local_rank (a launcher that bound each process to its own GPU leaves one visible)
+        dev = torch.device("cuda", local_rank % count if count else 0)
+        torch.cuda.set_device(dev)
+        return dev, f"cuda:{dev.index} ({torch.cuda.get_device_name(dev)}), {n} CPU threads"
     return torch.device("cpu"), f"cpu, {n} threads"

@@ -77,6 +77,38 @@ def job_times(bench_dir: Path | None) -> list[tuple[str, float, float | None]]:
     return out
 
 
+def _batch(b: dict) -> str:
+    """'256 = 2 processes × 1 × 128' (effective batch = processes × accumulation × micro-batch)."""
+    n = int(b.get("effective_batch") or 0)
+    micro, acc = b.get("micro_batch"), b.get("accumulation_steps")
+    world = n // (int(micro) * int(acc)) if micro and acc else "?"
+    return f"{n} = {world} × {acc} × {micro}"
+
+
+def training_section(records: dict) -> list[str]:
+    """How each training job ran (the metrics' extra.training, from its checkpoint): processes,
+    device, precision and the effective batch actually used."""
+    runs = {}
+    for r in records.values():
+        runs.update((r.get("extra") or {}).get("training") or {})
+    runs = {job: t for job, t in runs.items() if t}
+    if not runs:
+        return []
+    lines = ["", "## Training runs", "",
+             "Processes = nodes × processes per node (one per GPU; steps.core.distributed). Effective batch = "
+             "processes × gradient-accumulation steps × micro-batch, the global batch params ask for.", "",
+             "| job | processes | launcher | device | precision | effective batch | steps | resumed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for job, t in sorted(runs.items()):
+        batch = "<br>".join(f"{st.get('name', '')}: {_batch(st)}" for st in t["stages"]) if t.get("stages") else _batch(t)
+        procs = f"{t.get('world_size', 1)} ({t.get('nodes', 1)} × {t.get('processes_per_node', 1)})"
+        if t.get("world_sizes"):
+            procs += f", runs on {'/'.join(map(str, t['world_sizes']))}"
+        lines.append(f"| {job} | {procs} | {t.get('launcher', '—')} | {t.get('device', '—')} | {t.get('precision', '—')} "
+                     f"| {batch} | {t.get('steps', '—')} | {t.get('resumed', 0)} |")
+    return lines
+
+
 def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     paper = cfg.paper
     claims = claimslib.load(repo_root() / "params" / paper / "claims.yaml")
@@ -137,6 +169,7 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
         lines += ["", "## Figures", ""]
         for caption, rel in figures:
             lines += [f"**{caption}**", "", f"![{caption}]({rel})", ""]
+    lines += training_section(records)
     if jobs:
         lines += ["", "## Compute", "", "| job | wall s | max RSS MB |", "|---|---|---|"]
         lines += [f"| {j} | {w:.1f} | {fmt(m)} |" for j, w, m in jobs]

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from steps.core import checkpoint, seeding
+from steps.core import checkpoint, distributed, seeding
 from steps.core.io import load_npz
 from steps.nn import rectified_flow as rf
 from steps.nn import velocity
@@ -75,21 +75,34 @@ def load_flow(path, what: str = "flow checkpoint") -> torch.nn.Module:
     return model.eval()
 
 
-def train_flow(cfg: DictConfig, section: DictConfig, model, out, seed: int, batch_fn, desc: str) -> int:
-    """Minimise the rectified-flow loss with Adam; `batch_fn(step, generator)` returns (x0, x1, c).
-    Resumable (checkpoint.TrainLoop); returns the number of steps run."""
+def train_flow(cfg: DictConfig, section: DictConfig, model, out, seed: int, batch_fn, desc: str, rt) -> int:
+    """Minimise the rectified-flow loss with Adam; `batch_fn(step, generator)` returns the
+    step's whole global batch (x0, x1, c) of `section.batch` rows, drawn alike on every rank.
+    Data-parallel over the processes of the job (steps.core.distributed: each rank takes its
+    slice, in micro-batches of `section.micro_batch`, in `section.precision`). Resumable
+    (checkpoint.TrainLoop); rank 0 writes the output; returns the number of steps run."""
+    dist, dev = rt.dist, rt.device
+    model.to(dev)
+    prec = distributed.precision(section.get("precision"), dev)
+    plan = distributed.batch_plan(int(section.batch), section.get("micro_batch"), dist.world)
+    wrapped = dist.wrap(model)
     opt = Adam(model.parameters(), lr=float(section.lr))
-    loop = checkpoint.TrainLoop(cfg, out, int(section.steps), desc, model=model, optimizer=opt)
+    loop = checkpoint.TrainLoop(cfg, out, int(section.steps), desc, dist, model=model, optimizer=opt)
+    loop.describe(precision=prec, **plan.record())
     for step in loop:
         g = seeding.step_generator(seed, desc, step)
         x0, x1, c = batch_fn(step, g)
         t = torch.rand(x0.shape[0], generator=g)
-        loss = rf.rf_loss(model, x0, x1, c, t)
+
+        def micro_loss(i, sl, x0=x0, x1=x1, c=c, t=t):
+            return rf.rf_loss(wrapped, x0[sl].to(dev), x1[sl].to(dev), c[sl].to(dev), t[sl].to(dev))
+
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = distributed.backward(dist, wrapped, plan, prec, dev, micro_loss)
         opt.step()
-        loop.log(loss=loss.item())
-    save_flow(out, cfg, model, int(section.steps), seed=seed)
+        loop.log(loss=loss)
+    if dist.main:
+        save_flow(out, cfg, model, int(section.steps), seed=seed, train=loop.record())
     loop.finish()
     return int(section.steps)
 

@@ -15,12 +15,10 @@ snapshot at 1000 steps is exactly what a 1000-step run produces.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from steps.core import checkpoint, runtime, seeding
+from steps.core import checkpoint, distributed, runtime, seeding
 from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.progress import log
@@ -41,27 +39,39 @@ def main(cfg: DictConfig) -> dict:
     data = CaptionedDigits(digits_path, emb_path)
     student = load_flow(teacher_path, "teacher checkpoint")
     coupled = pairs.generate(student, data, cfg, seed, str(teacher_path))
-    student.train()
+    dist, dev = rt.dist, rt.device
+    student.train().to(dev)
     ema = frozen_copy(student)
+    wrapped = dist.wrap(student)
     opt = Adam(student.parameters(), lr=float(cfg.distill.lr))
     snaps = checkpoint.Snapshots()
-    batch, decay, warmup = int(cfg.distill.batch), float(cfg.distill.ema), bool(cfg.distill.ema_warmup)
+    decay, warmup = float(cfg.distill.ema), bool(cfg.distill.ema_warmup)
+    prec = distributed.precision(cfg.distill.get("precision"), dev)
+    plan = distributed.batch_plan(int(cfg.distill.batch), cfg.distill.get("micro_batch"), dist.world)
     log.info(f"distill seed {seed}: student = copy of {teacher_path}, budgets {budgets}, on {rt.description}")
-    loop = checkpoint.TrainLoop(cfg, out, total, "distill", model=student, optimizer=opt, ema=ema, snapshots=snaps)
+    loop = checkpoint.TrainLoop(cfg, out, total, "distill", dist, model=student, optimizer=opt, ema=ema, snapshots=snaps)
+    loop.describe(precision=prec, **plan.record())
     for step in loop:
         g = seeding.step_generator(seed, "distill", step)
-        idx = torch.randint(len(coupled["z"]), (batch,), generator=g)
-        loss = rf.distill_loss(student, coupled["z"][idx], data.cond(coupled["caption_id"][idx]), coupled["x1"][idx])
+        idx = torch.randint(len(coupled["z"]), (plan.global_batch,), generator=g)  # the global batch
+
+        def micro_loss(i, sl, idx=idx):
+            rows = idx[sl]
+            return rf.distill_loss(wrapped, coupled["z"][rows].to(dev), data.cond(coupled["caption_id"][rows]).to(dev),
+                                   coupled["x1"][rows].to(dev))
+
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = distributed.backward(dist, wrapped, plan, prec, dev, micro_loss)
         opt.step()
         rf.ema_update(ema, student, rf.ema_decay(decay, step, warmup))
-        loop.log(loss=loss.item())
+        loop.log(loss=loss)
         for name, b in budgets.items():
             if step + 1 == b:
-                snaps[name] = copy.deepcopy(ema.state_dict())
-    meta = {"x_dim": student.x_dim, "c_dim": student.c_dim, "model": OmegaConf.to_container(cfg.model), "budgets": budgets, "seed": seed}
-    checkpoint.save(out, cfg, total, snapshots=snaps, meta=meta)
+                snaps[name] = {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
+    if dist.main:
+        meta = {"x_dim": student.x_dim, "c_dim": student.c_dim, "model": OmegaConf.to_container(cfg.model),
+                "budgets": budgets, "seed": seed, "train": loop.record()}
+        checkpoint.save(out, cfg, total, snapshots=snaps, meta=meta)
     loop.finish()
     return {"steps": total}
 

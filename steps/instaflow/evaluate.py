@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from steps.core import metrics, runtime, seeding
+from steps.core import checkpoint, metrics, runtime, seeding
 from steps.core.cli import need_io, run
 from steps.core.io import load_parquet, save_npz
 from steps.core.progress import Progress, log
@@ -45,6 +45,19 @@ def samplers(models_dir, seed: int, budgets, guidance: float, null) -> tuple[dic
         out[f"rf1_distill_{b}"] = lambda z, c, v=students["rf1"][b]: rf.one_step(v, z, c)
         out[f"instaflow_{b}"] = lambda z, c, v=students["rf2"][b]: rf.one_step(v, z, c)
     return out, flows
+
+
+def training_runs(models_dir, seeds) -> dict:
+    """{job: how it trained} (processes, device, precision, effective batch; the checkpoints'
+    meta.train, steps.core.checkpoint.training_summary) of every checkpoint evaluated."""
+    paths = {}
+    for seed in seeds:
+        paths[f"teacher_s{seed}"] = flow_path(models_dir, "rf1", seed)
+        paths[f"reflow_s{seed}"] = flow_path(models_dir, "rf2", seed)
+        for f in ("rf1", "rf2"):
+            paths[f"distill_{f}_s{seed}"] = student_path(models_dir, f, seed)
+    out = {job: checkpoint.training_summary(checkpoint.training_record(p)) for job, p in paths.items()}
+    return {job: s for job, s in out.items() if s}
 
 
 def draw(data: CaptionedDigits, pool: np.ndarray, n: int, seed: int, stream: str):
@@ -132,7 +145,8 @@ def main(cfg: DictConfig) -> dict:
     metrics.write(results_dir / "fid.json", cfg, "fid",
                   f"{FID_NAME}: {n_gen} generated vs the real digits, mean over sampling seeds "
                   f"{list(ev.sampling_seeds)}; mean ± std over training seeds",
-                  fid_values, extra={"n_gen": n_gen, "feature_extractor": "digits classifier, 64-d features"}, **common)
+                  fid_values, extra={"n_gen": n_gen, "feature_extractor": "digits classifier, 64-d features",
+                                     "training": training_runs(models_dir, seeds)}, **common)
     metrics.write(results_dir / "straightness.json", cfg, "straightness",
                   f"S = ∫‖(Z1 − Z0) − v(Z_t, t)‖² dt per dimension along {ev.straightness_steps}-step Euler paths",
                   {f: metrics.summary(v) for f, v in straight.items()}, **common)

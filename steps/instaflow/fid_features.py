@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from steps.core import checkpoint, metrics, runtime, seeding
+from steps.core import checkpoint, distributed, metrics, runtime, seeding
 from steps.core.cli import need_io, run
 from steps.core.io import load_npz
 from steps.core.progress import log
@@ -37,22 +37,34 @@ def main(cfg: DictConfig) -> dict:
     test_mask[train_idx] = False
     test_idx = torch.nonzero(test_mask).squeeze(1)
 
-    clf = DigitsClassifier(x.shape[1], int(cfg.fid.hidden), int(cfg.fid.feat_dim))
+    dist, dev = rt.dist, rt.device
+    clf = DigitsClassifier(x.shape[1], int(cfg.fid.hidden), int(cfg.fid.feat_dim)).to(dev)
+    wrapped = dist.wrap(clf)
     opt = Adam(clf.parameters(), lr=float(cfg.fid.lr))
-    loop = checkpoint.TrainLoop(cfg, out, int(cfg.fid.steps), "fid_features", model=clf, optimizer=opt)
+    prec = distributed.precision(cfg.fid.get("precision"), dev)
+    plan = distributed.batch_plan(int(cfg.fid.batch), cfg.fid.get("micro_batch"), dist.world)
+    log.info(f"FID classifier: {len(train_idx)} training digits, on {rt.description}")
+    loop = checkpoint.TrainLoop(cfg, out, int(cfg.fid.steps), "fid_features", dist, model=clf, optimizer=opt)
+    loop.describe(precision=prec, **plan.record())
     for step in loop:
         g = seeding.step_generator(seed, "fid_features", step)
-        idx = train_idx[torch.randint(len(train_idx), (int(cfg.fid.batch),), generator=g)]
-        loss = F.cross_entropy(clf(x[idx]), y[idx])
+        idx = train_idx[torch.randint(len(train_idx), (plan.global_batch,), generator=g)]  # the global batch
+
+        def micro_loss(i, sl, idx=idx):
+            return F.cross_entropy(wrapped(x[idx[sl]].to(dev)), y[idx[sl]].to(dev))
+
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = distributed.backward(dist, wrapped, plan, prec, dev, micro_loss)
         opt.step()
-        loop.log(loss=loss.item())
-    clf.eval()
+        loop.log(loss=loss)
+    if not dist.main:  # rank 0 evaluates and writes; the others are done
+        return {}
+    clf.eval().cpu()
     with torch.no_grad():
         acc_test = (clf(x[test_idx]).argmax(1) == y[test_idx]).float().mean().item()
         acc_train = (clf(x[train_idx]).argmax(1) == y[train_idx]).float().mean().item()
-    meta = {"x_dim": x.shape[1], "hidden": int(cfg.fid.hidden), "feat_dim": int(cfg.fid.feat_dim)}
+    record = loop.record()
+    meta = {"x_dim": x.shape[1], "hidden": int(cfg.fid.hidden), "feat_dim": int(cfg.fid.feat_dim), "train": record}
     checkpoint.save(out, cfg, int(cfg.fid.steps), model=clf, meta=meta,
                     split={"train": train_idx.numpy(), "test": test_idx.numpy()})
     loop.finish()
@@ -60,7 +72,7 @@ def main(cfg: DictConfig) -> dict:
         metrics_out, cfg, "fid_features",
         "Digits classifier used as the FID feature extractor (trained on real digits only)",
         {"test_accuracy": acc_test, "train_accuracy": acc_train, "n_train": len(train_idx), "n_test": len(test_idx)},
-        time.monotonic() - t0, rt.description,
+        time.monotonic() - t0, rt.description, extra={"training": {"fid_features": checkpoint.training_summary(record)}},
     )
     log.info(f"FID classifier: test accuracy {acc_test:.3f} on {len(test_idx)} held-out digits")
     return {"test_accuracy": acc_test}

@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> dict:
         drop = torch.rand(batch, generator=g) < p_drop
         return coupled["z"][idx], coupled["x1"][idx], data.cond(coupled["caption_id"][idx], drop)
 
-    steps = train_flow(cfg, cfg.reflow, model, out, seed, batch_fn, "reflow")
+    steps = train_flow(cfg, cfg.reflow, model, out, seed, batch_fn, "reflow", rt)
     return {"steps": steps}
 
 

@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> dict:
         drop = torch.rand(batch, generator=g) < p_drop
         return torch.randn(batch, data.x_dim, generator=g), data.x[idx], data.cond(data.caption_id[idx], drop)
 
-    steps = train_flow(cfg, cfg.teacher, model, out, seed, batch_fn, "teacher")
+    steps = train_flow(cfg, cfg.teacher, model, out, seed, batch_fn, "teacher", rt)
     return {"steps": steps}
 
 

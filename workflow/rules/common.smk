@@ -104,12 +104,16 @@ except ConfigError as e:
     sys.exit(f"error: {e}")
 
 
-def rule_resources(paper, phase):
+def rule_resources(paper, phase, launch=False):
     """Snakemake resources of a phase's rule (mem_mb, runtime; gpu, gpu_model, cpus_per_gpu for
     a GPU rule) from params/<paper> resources, by the convention of steps.core.resources:
-    `resources: **rule_resources(paper, phase)`."""
+    `resources: **rule_resources(paper, phase)`. A training rule passes launch=True and starts
+    its step with `{resources.launch} -m steps.<paper>.<phase> ...`: plain python for one
+    process, torchrun over the GPUs of a node, srun over nodes (steps.core.distributed), with
+    the SLURM request (nodes, tasks, GPUs per node, CPUs per GPU) that matches."""
     try:
-        return pzresources.rule_resources(_resources_table(paper), phase, SITE)
+        return pzresources.rule_resources(_resources_table(paper), phase, SITE, launched=launch,
+                                          shutdown_s=float(CFG[paper].dist.shutdown_s))
     except ConfigError as e:
         sys.exit(f"error: {e}")
 

@@ -1,6 +1,8 @@
 # InstaFlow (arXiv 2309.06380): 1-RF teacher → pairs → reflow (2-RF) → one-step distillation.
 # Miniature DAG (smoke, mini); the full-scale DAG is in instaflow_full.smk.
 # Reflow and distill generate their teacher's pairs in-process (steps.instaflow.pairs).
+# Training rules start their step with {resources.launch}: python for one process, torchrun or
+# srun over resources.<phase>.gpu (× nodes) processes (common.smk, steps.core.distributed).
 #   digits ──┬─ fid_features ───────────────────────────────┐
 #   captions ┴─ teacher (rf1) ─┬─ reflow (rf2) ─ distill_rf2 ─┴─ evaluate ─ report
 #                              └─ distill_rf1 ────────────────┘
@@ -69,7 +71,7 @@ rule instaflow_fid_features:
         args=step_args("instaflow", "fid_features"),
     threads: res("instaflow", "fid_features", "threads", 1)
     resources:
-        **rule_resources("instaflow", "fid_features"),
+        **rule_resources("instaflow", "fid_features", launch=True),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -77,7 +79,7 @@ rule instaflow_fid_features:
     benchmark:
         "benchmarks/instaflow/fid_features.tsv"
     shell:
-        "python -m steps.instaflow.fid_features {params.args} threads={threads} io.digits={input.digits} "
+        "{resources.launch} -m steps.instaflow.fid_features {params.args} threads={threads} io.digits={input.digits} "
         "io.out={output.clf} io.metrics={output.metrics} > {log} 2>&1"
 
 
@@ -93,7 +95,7 @@ rule instaflow_teacher:
         args=step_args("instaflow", "teacher"),
     threads: res("instaflow", "teacher", "threads", 1)
     resources:
-        **rule_resources("instaflow", "teacher"),
+        **rule_resources("instaflow", "teacher", launch=True),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -101,7 +103,7 @@ rule instaflow_teacher:
     benchmark:
         "benchmarks/instaflow/teacher_s{seed}.tsv"
     shell:
-        "python -m steps.instaflow.teacher {params.args} seed={wildcards.seed} threads={threads} "
+        "{resources.launch} -m steps.instaflow.teacher {params.args} seed={wildcards.seed} threads={threads} "
         "io.digits={input.digits} io.captions={input.captions} io.out={output} > {log} 2>&1"
 
 
@@ -118,7 +120,7 @@ rule instaflow_reflow:
         args=step_args("instaflow", "reflow"),
     threads: res("instaflow", "reflow", "threads", 1)
     resources:
-        **rule_resources("instaflow", "reflow"),
+        **rule_resources("instaflow", "reflow", launch=True),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -126,7 +128,7 @@ rule instaflow_reflow:
     benchmark:
         "benchmarks/instaflow/reflow_s{seed}.tsv"
     shell:
-        "python -m steps.instaflow.reflow {params.args} seed={wildcards.seed} threads={threads} "
+        "{resources.launch} -m steps.instaflow.reflow {params.args} seed={wildcards.seed} threads={threads} "
         "io.teacher={input.teacher} io.digits={input.digits} io.captions={input.captions} io.out={output} > {log} 2>&1"
 
 
@@ -145,7 +147,7 @@ rule instaflow_distill:
         args=step_args("instaflow", "distill"),
     threads: res("instaflow", "distill", "threads", 1)
     resources:
-        **rule_resources("instaflow", "distill"),
+        **rule_resources("instaflow", "distill", launch=True),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -153,7 +155,7 @@ rule instaflow_distill:
     benchmark:
         "benchmarks/instaflow/distill_{flow}_s{seed}.tsv"
     shell:
-        "python -m steps.instaflow.distill {params.args} seed={wildcards.seed} threads={threads} "
+        "{resources.launch} -m steps.instaflow.distill {params.args} seed={wildcards.seed} threads={threads} "
         "io.teacher={input.teacher} io.digits={input.digits} io.captions={input.captions} io.out={output} > {log} 2>&1"
 
 

@@ -3,7 +3,8 @@
 # steps/instaflow/sd; parameters and cluster resources in params/instaflow/full.yaml.
 #   fetch{sd15,coco,laion,lpips,inception,clip} ─ prompts ─ pairs[sd] ─┬─ reflow (rf2) ─ pairs[rf2] ─ distill[rf2] ─┐
 #                                                                       └───────────────────────────── distill[sd] ──┴─ evaluate ─ report
-# GPU rules run under torchrun with resources.<rule>.gpu processes (one per GPU of the job).
+# Training rules (reflow, distill) start one process per GPU with {resources.launch}: torchrun on
+# one node, srun over resources.<rule>.nodes nodes (common.smk, steps.core.distributed).
 import functools
 import json
 import os
@@ -120,7 +121,7 @@ rule instaflow_reflow:
         args=lambda w: IFF_ARGS("reflow"),
         pairs=lambda w, input: os.path.dirname(input.pairs[0]),
     resources:
-        **rule_resources("instaflow", "reflow"),
+        **rule_resources("instaflow", "reflow", launch=True),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -128,7 +129,7 @@ rule instaflow_reflow:
     benchmark:
         "benchmarks/instaflow/reflow.tsv"
     shell:
-        "python -m torch.distributed.run --standalone --nproc_per_node={resources.gpu} -m steps.instaflow.sd.reflow {params.args} io.sd={input.sd} io.prompts={input.prompts} "
+        "{resources.launch} -m steps.instaflow.sd.reflow {params.args} io.sd={input.sd} io.prompts={input.prompts} "
         "io.pairs={params.pairs} io.out={output} > {log} 2>&1"
 
 
@@ -151,7 +152,7 @@ rule instaflow_distill:
         pairs=lambda w, input: os.path.dirname(input.pairs[0]),
         init=lambda w, input: f"io.init={input.init}" if input.init else "",
     resources:
-        **rule_resources("instaflow", "distill"),
+        **rule_resources("instaflow", "distill", launch=True),
     conda:
         "../envs/paperzoo.yaml"
     log:
@@ -159,7 +160,7 @@ rule instaflow_distill:
     benchmark:
         "benchmarks/instaflow/distill_{arm}.tsv"
     shell:
-        "python -m torch.distributed.run --standalone --nproc_per_node={resources.gpu} -m steps.instaflow.sd.distill {params.args} distill.arm={wildcards.arm} "
+        "{resources.launch} -m steps.instaflow.sd.distill {params.args} distill.arm={wildcards.arm} "
         "io.sd={input.sd} io.prompts={input.prompts} io.lpips={input.lpips} io.pairs={params.pairs} "
         "{params.init} io.out={output} > {log} 2>&1"
 

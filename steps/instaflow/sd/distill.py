@@ -72,9 +72,8 @@ def similarity(cfg: DictConfig, sd: models.SD, dev) -> dict:
 
 def main(cfg: DictConfig) -> dict:
     sd_dir, prompts_path, pairs_dir, out = need_io(cfg, "sd", "prompts", "pairs", "out")
-    dist = train.setup_dist()
-    rt = runtime.start(cfg, int(cfg.seed))
-    dev = rt.device
+    rt = runtime.start(cfg, int(cfg.seed))  # joins the launcher's process group (steps.core.distributed)
+    dist, dev = rt.dist, rt.device
     d = cfg.distill
     stages = train.stages_of(d)
     total = sum(int(s["steps"]) for s in stages)
@@ -107,7 +106,8 @@ def main(cfg: DictConfig) -> dict:
 
     loop = train.fit(cfg, d, student, out, f"distill_{d.arm}", loss_fn, dist, dev, after_step, ema=ema, snapshots=snaps)
     if dist.main:
-        meta = {"unet_config": dict(student.config), "budgets": budgets, "arm": str(d.arm), "variant": ARMS[str(d.arm)]}
+        meta = {"unet_config": dict(student.config), "budgets": budgets, "arm": str(d.arm), "variant": ARMS[str(d.arm)],
+                "train": loop.record()}
         checkpoint.save(out, cfg, total, snapshots=snaps, meta=meta)
     loop.finish()
     return {"steps": total}

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from steps.core import metrics, runtime
+from steps.core import checkpoint, metrics, runtime
 from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.io import load_parquet
@@ -145,7 +145,10 @@ def main(cfg: DictConfig) -> dict:
     fid_name = "FID (Inception-v3 features)" if ev.fid_features == "inception" else f"FID ({ev.fid_features} features)"
     where = f"{n} MS COCO 2017 val captions, one image each at {cfg.pairs.resolution} px, sampling seeds {list(ev.sampling_seeds)}"
     metrics.write(results / "fid.json", cfg, "fid", f"{fid_name}: {where}, vs the {n} real images", fid_v,
-                  extra={"n_gen": n, "feature_extractor": str(ev.fid_features)}, **common)
+                  extra={"n_gen": n, "feature_extractor": str(ev.fid_features),
+                         "training": {job: checkpoint.training_summary(checkpoint.training_record(paths[key]))
+                                      for job, key in (("reflow", "rf2"), ("distill_rf2", "student_rf2"),
+                                                       ("distill_sd", "student_sd"))}}, **common)
     metrics.write(results / "clip.json", cfg, "clip", f"CLIP score (mean cosine, {ev.clip_model}): {where}", clip_v, **common)
     metrics.write(results / "straightness.json", cfg, "straightness",
                   f"S = ∫‖(Z1 − Z0) − v(Z_t, t)‖² dt per latent dimension along {ev.straightness_steps}-step Euler paths, "

@@ -8,7 +8,8 @@ Recipe (model card, verified): batch 64 × 70k iterations, then batch 1024 × 25
     python -m steps.instaflow.sd.reflow scale=full io.sd=data/instaflow/sd15 \
         io.prompts=data/instaflow/prompts_train.parquet io.pairs=data/instaflow/pairs_sd \
         io.out=models/instaflow/rf2.pt
-    # several GPUs: python -m torch.distributed.run --standalone --nproc_per_node=8 -m steps.instaflow.sd.reflow ...
+    # several GPUs: the rule launches it (steps.core.distributed.launch_command), e.g.
+    # python -m torch.distributed.run --standalone --nnodes=1 --nproc-per-node=8 ... -m steps.instaflow.sd.reflow ...
 """
 
 from __future__ import annotations
@@ -32,9 +33,8 @@ def conditions(text: models.TextEncoder, prompts: list[str], drop: torch.Tensor)
 
 def main(cfg: DictConfig) -> dict:
     sd_dir, prompts_path, pairs_dir, out = need_io(cfg, "sd", "prompts", "pairs", "out")
-    dist = train.setup_dist()
-    rt = runtime.start(cfg, int(cfg.seed))
-    dev = rt.device
+    rt = runtime.start(cfg, int(cfg.seed))  # joins the launcher's process group (steps.core.distributed)
+    dist, dev = rt.dist, rt.device
     sd = models.load(sd_dir, dev)
     unet = sd.unet.to(dev)  # init = SD 1.5 (model card: "initialized from the pre-trained SD 1.5 weights")
     text = models.TextEncoder(sd.tokenizer, sd.text_encoder, dev)
@@ -52,7 +52,7 @@ def main(cfg: DictConfig) -> dict:
 
     loop = train.fit(cfg, cfg.reflow, unet, out, "reflow", loss_fn, dist, dev)
     if dist.main:
-        models.save_unet(out, cfg, unet, loop.total, init="sd15")
+        models.save_unet(out, cfg, unet, loop.total, init="sd15", train=loop.record())
     loop.finish()
     return {"steps": loop.total}
 
