@@ -78,15 +78,19 @@ def test_check_job_reports_each_breach():
 
 
 def planned_jobs(text: str) -> list[tuple[str, dict]]:
-    """(rule, resources) of every job in a dry run's output."""
-    jobs, rule = [], None
+    """(rule, resources) of every job in a dry run's output; a job's wildcards (printed before
+    its resources) are kept under the key "wildcards"."""
+    jobs, rule, wildcards = [], None, {}
     for line in text.splitlines():
         m = re.match(r"^(?:local)?rule (\S+):$", line)
         if m:
-            rule = m.group(1)
+            rule, wildcards = m.group(1), {}
+        m = re.match(r"^\s+wildcards: (.*)$", line)
+        if m and rule:
+            wildcards = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
         m = re.match(r"^\s+resources: (.*)$", line)
         if m and rule:
-            jobs.append((rule, dict(kv.split("=", 1) for kv in m.group(1).split(", "))))
+            jobs.append((rule, {**dict(kv.split("=", 1) for kv in m.group(1).split(", ")), "wildcards": wildcards}))
             rule = None
     return jobs
 
@@ -104,7 +108,8 @@ def test_every_papers_rules_follow_the_resource_convention(scale):
     for paper in PAPERS:
         table = OmegaConf.to_container(config.compose(paper, scale).resources, resolve=True)
         for rule, job in jobs:
-            if rule == "report" or rule.startswith(f"{paper}_"):
+            # the generic report rule is one job per paper: its paper wildcard says whose
+            if (rule == "report" and job["wildcards"].get("paper") == paper) or rule.startswith(f"{paper}_"):
                 phase = rule.removeprefix(f"{paper}_")
                 problems += resources.check_job(table, phase, job, site)
                 if resources.gpus(table, phase):
