@@ -51,7 +51,7 @@ def sanity(atom: hy.Atom, cfg: DictConfig) -> dict:
     c = cfg.checks
     t = float(c.t_lte)
     a = atom.a
-    nist = {f"a{u}{l}": (a[u - 1, l - 1] / v - 1.0) for (u, l), v in atomic_data.A_NIST.items() if u <= atom.n}
+    nist = {f"a{u}{lo}": (a[u - 1, lo - 1] / v - 1.0) for (u, lo), v in atomic_data.A_NIST.items() if u <= atom.n}
     boltz = atom.g[1] / atom.g[0] * np.exp(-(atom.chi[0] - atom.chi[1]) / (hy.K_CGS * t))
     sig2 = float(atom.sigma(1, atom.nu_edge[1]))
     kappa10 = hy.line_kappa(atom, float(c.b_lya_kms) * KM)

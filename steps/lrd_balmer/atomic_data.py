@@ -81,6 +81,13 @@ def oscillator_strength(i: int, j: int) -> float:
     return F_TABLE.get((i, j), johnson_f(i, j)) if j <= F_TABLE_MAX_N else johnson_f(i, j)
 
 
+def einstein_a(u: int, lo: int) -> float:
+    """A_ul (s^-1) of hydrogen u -> lo from f_lo,u by the Einstein relation (any u, for the Balmer
+    series beyond the model atom)."""
+    nu = RH_EV * (1.0 / lo**2 - 1.0 / u**2) * EV_CGS / H_CGS
+    return 8.0 * np.pi**2 * E_ESU**2 * nu**2 / (ME_CGS * C_CGS**3) * lo**2 / u**2 * oscillator_strength(lo, u)
+
+
 def build(n_max: int) -> dict:
     """The model atom as plain lists (written to data/lrd_balmer/atomic.json)."""
     if not 2 <= n_max <= 30:

@@ -63,7 +63,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
     out.append(("Balmer break against gas density (grey: the other T, N_H, U of the grid)", "figures/break_vs_density.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key, idx in sorted(tracks.items()):
+    for _, idx in sorted(tracks.items()):
         ls = "-" if idx == track else "--"
         if g["model"][idx[0]][2] != g["model"][track[0]][2] or g["model"][idx[0]][3] != g["model"][track[0]][3]:
             continue  # same N_H and U as the fiducial: vary T only
@@ -98,20 +98,23 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
 
     if (results_dir / "spectra.npz").exists():
         s = load_npz(results_dir / "spectra.npz", "spectra")
-        fig, ax = plt.subplots(figsize=(8, 4.2))
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
         pick = np.unique(np.linspace(0, len(s["log_nh"]) - 1, min(5, len(s["log_nh"]))).round().astype(int))
-        for j in pick:
-            f = s["f_nu"][j, 0] / s["f_agn"]
-            ax.plot(s["lam"], f * s["f_agn"] / s["f_agn"][-1], lw=0.8, label=f"n_H = 1e{s['log_nh'][j]:g}")
-        ax.plot(s["lam"], s["f_agn"] / s["f_agn"][-1], "k--", lw=0.8, label="AGN continuum")
-        for lo, hi in (cfg.spectrum.break_blue, cfg.spectrum.break_red):
-            ax.axvspan(lo, hi, color="0.9")
-        ax.set_yscale("log")
-        ax.set_ylim(1e-3, 2)
-        ax.set_xlabel("rest wavelength (Å)")
-        ax.set_ylabel("F_nu (normalised at 7000 Å)")
-        ax.set_title("Transmitted spectra, fiducial track, C_f = 1, no dust (grey: break windows)", fontsize=9)
-        ax.legend(fontsize=7)
+        ref = s["f_agn"][-1]
+        for ax, (lo, hi) in zip(axes, ((s["lam"][0], s["lam"][-1]), (3500.0, 4200.0)), strict=True):
+            for j in pick:
+                ax.plot(s["lam"], s["f_nu"][j, 0] / ref, lw=0.8, label=f"n_H = 1e{s['log_nh'][j]:g}")
+            ax.plot(s["lam"], s["f_agn"] / ref, "k--", lw=0.8, label="AGN continuum")
+            for wlo, whi in (cfg.spectrum.break_blue, cfg.spectrum.break_red):
+                ax.axvspan(wlo, whi, color="0.9")
+            ax.set_xlim(lo, hi)
+            ax.set_yscale("log")
+            ax.set_ylim(1e-3, 2)
+            ax.set_xlabel("rest wavelength (Å)")
+        axes[0].set_ylabel("F_nu / F_nu,AGN(7000 Å)")
+        axes[0].legend(fontsize=7)
+        axes[1].set_title("zoom: the Balmer edge and the series' lines", fontsize=9)
+        fig.suptitle("Transmitted spectra, fiducial track, C_f = 1, no dust (grey: break windows)", fontsize=9)
         _save(fig, figdir / "spectra.png")
         plt.close(fig)
         out.append(("Transmitted AGN spectra at several densities", "figures/spectra.png"))

@@ -24,9 +24,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.integrate import trapezoid
 from scipy.special import exp1, expn
 
-from steps.lrd_balmer.atomic_data import A0_CGS, C_CGS, E_ESU, EV_CGS, H_CGS, K_CGS, ME_CGS, PI_E2_MC, johnson_g
+from steps.lrd_balmer.atomic_data import (
+    A0_CGS,
+    C_CGS,
+    E_ESU,
+    EV_CGS,
+    H_CGS,
+    K_CGS,
+    ME_CGS,
+    PI_E2_MC,
+    johnson_g,
+)
 
 
 class Atom:
@@ -121,7 +132,7 @@ class Atom:
             e0 = self.nu_edge[m]
             nu = e0 + np.linspace(0.0, 40.0 * kt / H_CGS, 4001)        # e^-40: converged
             integrand = self.sigma(m, nu) * nu**2 * np.exp(-H_CGS * (nu - e0) / kt)
-            out[m] = phi[m] * np.exp(-H_CGS * e0 / kt) * 8.0 * np.pi / C_CGS**2 * np.trapezoid(integrand, nu)
+            out[m] = phi[m] * np.exp(-H_CGS * e0 / kt) * 8.0 * np.pi / C_CGS**2 * trapezoid(integrand, nu)
         return out
 
     def lte(self, n_h: float, t: float, x_metal: float = 0.0) -> tuple[np.ndarray, float]:
@@ -160,7 +171,7 @@ class Slab:
 def continuum_norm(atom: Atom, slab: Slab) -> float:
     """K of F_nu = K nu^alpha such that the H-ionising photon flux is U n_H c."""
     nu = atom.grids[0]
-    phi_per_k = np.trapezoid(nu**slab.alpha / (H_CGS * nu) * nu, np.log(nu))
+    phi_per_k = trapezoid(nu**slab.alpha / (H_CGS * nu) * nu, np.log(nu))
     return slab.u * slab.n_h * C_CGS / phi_per_k
 
 
@@ -238,7 +249,7 @@ def photo_rates(atom: Atom, pops: np.ndarray, length: float, knorm: float, alpha
         tau_edge[m] = tau[0]
         flux = knorm * nu**alpha / (H_CGS * nu)      # photons cm^-2 s^-1 Hz^-1
         integrand = flux * atom.sig_on[m][m] * escape(tau) * nu
-        rates[m] = np.trapezoid(integrand, np.log(nu))
+        rates[m] = trapezoid(integrand, np.log(nu))
     return rates, tau_edge
 
 

@@ -88,7 +88,7 @@ def main(cfg: DictConfig) -> dict:
         cols = lv["pops"][i] * length
         tau_bac[i] = cols[1] * sig2
         tbf = sp.tau_bf(atom, cols, nu)
-        tl = sp.tau_lines(atom, cols, nu, b, v_out)
+        tl = sp.tau_lines(atom, cols, nu, b, v_out, int(s.balmer_series_n))
         trans = np.exp(-tbf - sum(tl.values()))
         for ic, cf in enumerate(covers):
             base = f_agn * ((1.0 - cf) + cf * trans)
