@@ -22,6 +22,8 @@ wildcard_constraints:
 
 # InstaFlow: the miniature DAG at smoke/mini, Stable Diffusion 1.5 on a cluster at full.
 include: "workflow/rules/instaflow_full.smk" if SCALE == "full" else "workflow/rules/instaflow.smk"
+# ℓ∞-guarantee regression (arXiv 2302.00248): sketch-and-solve trials, CPU only at every scale.
+include: "workflow/rules/linf_regression.smk"
 include: "workflow/rules/report.smk"
 
 
