@@ -6,7 +6,7 @@ binomial interval. ε_target(c) = factor × the `quantile` of the reference sket
 the reference instance at the same c (the spec: 1.5 × p95 of the Gaussian sketch on I1), one
 target for every sketch and instance so failure rates compare. Per (instance, sketch): the
 slope of log p90 E_inf against log m over the grid's distinct m (ε ∝ m^-1/2 ⇔ m ∝ ε^-2),
-with a bootstrap interval (trials resampled within each cell) and the OLS standard error.
+with a bootstrap interval (trial ids resampled jointly across m) and the OLS standard error.
 
     python -m steps.linf_regression.aggregate scale=mini io.trials=results/linf_regression/trials \
         io.out=results/linf_regression/linf.json
@@ -29,6 +29,7 @@ from steps.core.io import load_parquet
 from steps.core.progress import log
 from steps.linf_regression.common import cell, rng_for
 from steps.linf_regression.instances import instance_names
+from steps.linf_regression.sketches import next_pow2
 
 
 def trial_files(trials_dir: str | Path, instances: list[str], shards: int) -> list[Path]:
@@ -65,22 +66,31 @@ def cell_stats(g: pd.DataFrame, eps: float, level: float) -> dict:
     }
 
 
-def slope(g: pd.DataFrame, q: float, boots: int, level: float, rng: np.random.Generator) -> dict | None:
-    """Slope of log quantile_q(E_inf) vs log m over distinct m (cells whose m the cap made equal
-    are pooled: same m, same distribution)."""
-    cells = [grp.E_inf.to_numpy() for _, grp in g.sort_values("c").groupby("m", sort=True)]
-    ms = np.array(sorted(g.m.unique()), dtype=float)
-    if len(ms) < 2:
+def slope(g: pd.DataFrame, q: float, boots: int, level: float, rng: np.random.Generator,
+          fpc_n: int | None = None) -> dict | None:
+    """Slope of log quantile_q(E_inf) vs log m over the distinct m (at an m the cap repeats, the
+    smallest c's cell). The bootstrap resamples trial ids jointly across m (paired: the
+    Gaussian's cells share their G across m, grid.gaussian_prefix). With fpc_n (SRHT sampling
+    m of fpc_n rows without replacement), also `slope_fpc`: the slope after dividing out the
+    finite-population factor sqrt(1 − m/fpc_n), a diagnostic, not a claim."""
+    firsts = g.sort_values("c", kind="stable").drop_duplicates("m")
+    if len(firsts) < 2:
         return None
-    x = np.log(ms)
-    fit = stats.linregress(x, np.log([np.quantile(c, q) for c in cells]))
+    cols = [g[g.c == c].set_index("trial").E_inf for c in firsts.c]
+    ids = sorted(set.intersection(*(set(col.index) for col in cols)))
+    mat = np.column_stack([col.loc[ids].to_numpy() for col in cols])  # trials × m
+    x = np.log(firsts.m.to_numpy(dtype=float))
+    fit = stats.linregress(x, np.log(np.quantile(mat, q, axis=0)))
     boot = np.empty(boots)
     for i in range(boots):
-        y = [np.quantile(c[rng.integers(0, len(c), len(c))], q) for c in cells]
-        boot[i] = np.polyfit(x, np.log(y), 1)[0]
+        boot[i] = np.polyfit(x, np.log(np.quantile(mat[rng.integers(0, len(ids), len(ids))], q, axis=0)), 1)[0]
     a = (1 - level) / 2
-    return {"slope": float(fit.slope), "ci_lo": float(np.quantile(boot, a)), "ci_hi": float(np.quantile(boot, 1 - a)),
-            "stderr": float(fit.stderr) if len(ms) > 2 else None, "intercept": float(fit.intercept), "points": len(ms)}
+    out = {"slope": float(fit.slope), "ci_lo": float(np.quantile(boot, a)), "ci_hi": float(np.quantile(boot, 1 - a)),
+           "stderr": float(fit.stderr) if len(x) > 2 else None, "intercept": float(fit.intercept), "points": len(x)}
+    if fpc_n:
+        fpc = np.sqrt(1.0 - firsts.m.to_numpy(dtype=float) / float(fpc_n))
+        out["slope_fpc"] = float(np.polyfit(x, np.log(np.quantile(mat, q, axis=0) / fpc), 1)[0])
+    return out
 
 
 def summarise(cfg: DictConfig, df: pd.DataFrame) -> dict:
@@ -88,11 +98,15 @@ def summarise(cfg: DictConfig, df: pd.DataFrame) -> dict:
     eps = targets(df, cal)
     level = float(cal.ci_level)
     values: dict = {"eps_target": {cell(c): v for c, v in sorted(eps.items())},
-                    "dims": {i: {"n": int(g.n.iloc[0]), "d": int(g.d.iloc[0])} for i, g in df.groupby("instance")}}
-    for (inst, sk), g in df.groupby(["instance", "sketch"], sort=False):
+                    "dims": {i: {"n": int(g.n.iloc[0]), "d": int(g.d.iloc[0])} for i, g in df.groupby("instance", sort=False)}}
+    order = {n: i for i, n in enumerate(instance_names(cfg))}
+    specs = cfg.sketches.specs
+    for (inst, sk), g in sorted(df.groupby(["instance", "sketch"], sort=False), key=lambda kv: order.get(kv[0][0], 99)):
         values.setdefault(inst, {})[sk] = {cell(c): cell_stats(gc, eps[float(c)], level) for c, gc in g.groupby("c")}
+        spec = specs.get(sk, {})
+        fpc_n = next_pow2(int(g.n.iloc[0])) if spec.get("kind") == "srht" and not spec.get("replace", False) else None
         fit = slope(g, float(cal.slope_quantile), int(cal.bootstrap), level,
-                    rng_for(int(cal.seed), inst, sk))
+                    rng_for(int(cal.seed), inst, sk), fpc_n)
         if fit is not None:
             values.setdefault("slopes", {}).setdefault(inst, {})[sk] = fit
     return values

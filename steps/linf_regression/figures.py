@@ -21,6 +21,18 @@ def _style(sk: str):
     return STYLE.get(sk, ("k", ".", "-"))
 
 
+def _loglog(ax) -> None:
+    """Log axes with plain tick labels (no overlapping 3×10² minor labels)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
@@ -30,7 +42,7 @@ def _instances(linf: dict) -> list[str]:
     return [k for k in linf if k not in ("eps_target", "slopes", "dims")]
 
 
-def _trials(results_dir: Path) -> "object | None":
+def _trials(results_dir: Path):
     import pandas as pd
 
     files = sorted((results_dir / "trials").glob("*.parquet"))
@@ -60,13 +72,13 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             if fit:
                 ms = np.array(sorted({v["m"] for v in linf[inst]["srht"].values()}), dtype=float)
                 ax.plot(ms, np.exp(fit["intercept"]) * ms ** fit["slope"], color="k", lw=0.8,
-                        label=f"SRHT fit: slope {fit['slope']:.2f} [{fit['ci_lo']:.2f}, {fit['ci_hi']:.2f}]")
+                        label=f"SRHT fit: slope {fit['slope']:.2f} [{fit['ci_lo']:.2f}, {fit['ci_hi']:.2f}]"
+                + (f"; {fit['slope_fpc']:.2f} after the (1−m/n)^½ correction" if fit.get("slope_fpc") is not None else ""))
             eps = linf.get("eps_target", {})
-            tpts = sorted((v["m"], eps[c]) for c, v in linf[inst].get("gaussian", {}).items() if c in eps)
+            tpts = sorted({v["m"]: eps[c] for c, v in reversed(linf[inst].get("gaussian", {}).items()) if c in eps}.items())
             if tpts:
                 ax.plot(*zip(*tpts, strict=True), color="gray", ls="-.", lw=1, label="ε_target")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            _loglog(ax)
             ax.set_xlabel("sketch rows m")
             ax.set_title(inst)
             ax.grid(True, which="both", alpha=0.3)
@@ -128,8 +140,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
                     eps = linf.get("eps_target", {}).get(cell(hc))
                     if eps:
                         ax.axvline(eps, color="gray", ls="-.", lw=1, label="ε_target")
-                    ax.set_xscale("log")
-                    ax.set_yscale("log")
+                    _loglog(ax)
                     ax.set_xlabel("realised ε")
                     ax.set_ylabel("P[ε > x]")
                     ax.legend(fontsize=6)

@@ -2,7 +2,8 @@
 x' = argmin ||SAx − Sb||₂ for every sketch × m = c·d·ln n of the grid, and their errors.
 
 Trial t of cell (instance, sketch, c) draws its sketch from its own generator
-(steps.linf_regression.common.rng_for), so a shard (trials t ≡ shard mod shards) computes the
+(steps.linf_regression.common.rng_for); with grid.gaussian_prefix the Gaussian sketches of
+trial t share one G across c (its row prefixes: exact per cell, 3× cheaper). A shard (trials t ≡ shard mod shards) computes the
 same rows whatever the split: at full scale the trials of an instance run as a SLURM array.
 
     python -m steps.linf_regression.sketch_solve scale=mini grid.shard=0 \
@@ -21,7 +22,7 @@ from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.io import load_npz, save_parquet
 from steps.core.progress import Progress, log
-from steps.linf_regression import problems
+from steps.linf_regression import problems, sketches
 from steps.linf_regression.common import blas_threads, plain, rng_for
 
 
@@ -48,18 +49,30 @@ def run_trials(cfg: DictConfig, inst: dict, progress_every_s: float = 30.0) -> p
     g = cfg.grid
     trials = shard_trials(int(g.trials), int(g.shards), int(g.shard))
     bar = Progress(len(specs) * len(g.c) * len(trials), f"{name} sketch-and-solve", progress_every_s)
+    ms = {float(c): problems.sketch_rows(float(c), n, d, float(g.max_frac)) for c in g.c}
     rows = []
+
+    def record(sk, c, t, x):
+        rows.append({"instance": name, "sketch": sk, "c": float(c), "n": n, "d": d, "m": ms[float(c)], "trial": t,
+                     **problems.errors(x, inst["x_star"], r_norm, s_min)})
+        bar.update(1)
+
+    M = np.column_stack([A, b])
     for sk, spec in specs.items():
+        if spec.get("kind") == "gaussian" and bool(g.gaussian_prefix):
+            # one G per trial, its row prefixes for every m (sketches.gaussian_prefixes)
+            kw = {k: v for k, v in spec.items() if k != "kind"}
+            for t in trials:
+                SMs = sketches.gaussian_prefixes(M, list(ms.values()), rng_for(int(g.seed), name, sk, trial=t), **kw)
+                for c in g.c:
+                    SM = SMs[ms[float(c)]]
+                    record(sk, c, t, np.linalg.lstsq(SM[:, :-1], SM[:, -1], rcond=None)[0])
+            continue
         for c in g.c:
-            m = problems.sketch_rows(float(c), n, d, float(g.max_frac))
             for t in trials:
                 rng = rng_for(int(g.seed), name, sk, f"c={float(c):g}", trial=t)
-                x = problems.sketch_and_solve(spec, A, b, m, rng, leverage=inst["leverage"])
-                rows.append({"instance": name, "sketch": sk, "c": float(c), "n": n, "d": d, "m": m, "trial": t,
-                             **problems.errors(x, inst["x_star"], r_norm, s_min)})
-                bar.update(1)
-            last = [r["E_inf"] for r in rows[-len(trials):]]
-            bar.update(0, cell=f"{sk} c={float(c):g} m={m}", median_E_inf=float(np.median(last)) if last else 0.0)
+                record(sk, c, t, problems.sketch_and_solve(spec, A, b, ms[float(c)], rng, leverage=inst["leverage"]))
+        bar.update(0, sketch=sk)
     bar.close()
     return pd.DataFrame(rows)
 

@@ -3,11 +3,16 @@
 #   [fetch{asset}, full] ─ instances ─ sketch_solve{instance, shard} ─ aggregate ─┐
 #                          timing ────────────────────────────────────────────────┼─ report
 #                          sanity ────────────────────────────────────────────────┘
+import functools
+
 LR_D, LR_R = "data/linf_regression", "results/linf_regression"
 LR_CFG = CFG["linf_regression"]
 LR_INSTANCES = [str(i) for i in LR_CFG.instances.use]
 LR_SHARDS = list(range(int(LR_CFG.grid.shards)))
 # Fetched assets the real (csv) instances of this scale read; none below full scale.
+# Each phase's trigger and step arguments, computed once (at full, 50 shard jobs per instance share them).
+LR_TRIGGER = functools.cache(lambda phase: trigger_value("linf_regression", phase))
+LR_ARGS = functools.cache(lambda phase: step_args_value("linf_regression", phase))
 LR_ASSETS = sorted({str(LR_CFG.instances.specs[i].asset) for i in LR_INSTANCES
                     if LR_CFG.instances.specs[i].kind == "csv"})
 
@@ -31,7 +36,7 @@ if LR_ASSETS:
             asset="|".join(LR_ASSETS),
         params:
             trigger=lambda w: json.dumps(OmegaConf.to_container(LR_CFG.fetch.assets[w.asset]), sort_keys=True),
-            args=step_args("linf_regression", "fetch"),
+            args=lambda w: LR_ARGS("fetch"),
             cache=f"{LR_D}/downloads",  # not an output: Snakemake never deletes a half-done download
         threads: res("linf_regression", "fetch", "threads", 1)
         resources:
@@ -54,10 +59,10 @@ rule linf_regression_instances:
     output:
         expand(f"{LR_D}/instances/{{instance}}.npz", instance=LR_INSTANCES),
     params:
-        trigger=trigger("linf_regression", "instances"),
-        args=step_args("linf_regression", "instances"),
-        out_dir=f"{LR_D}/instances",
-        raw=f"{LR_D}/raw",
+        trigger=lambda w: LR_TRIGGER("instances"),
+        args=lambda w: LR_ARGS("instances"),
+        out_dir=lambda w, output: os.path.dirname(output[0]),
+        raw=lambda w, input: os.path.dirname(input.raw[0]) if input.raw else f"{LR_D}/raw",
     threads: res("linf_regression", "instances", "threads", 1)
     resources:
         **rule_resources("linf_regression", "instances"),
@@ -82,8 +87,8 @@ rule linf_regression_sketch_solve:
         instance="|".join(LR_INSTANCES),
         shard=r"\d+",
     params:
-        trigger=trigger("linf_regression", "sketch_solve"),
-        args=step_args("linf_regression", "sketch_solve"),
+        trigger=lambda w: LR_TRIGGER("sketch_solve"),
+        args=lambda w: LR_ARGS("sketch_solve"),
     threads: res("linf_regression", "sketch_solve", "threads", 1)
     resources:
         **rule_resources("linf_regression", "sketch_solve"),
@@ -105,9 +110,9 @@ rule linf_regression_aggregate:
     output:
         f"{LR_R}/linf.json",
     params:
-        trigger=trigger("linf_regression", "aggregate"),
-        args=step_args("linf_regression", "aggregate"),
-        trials=f"{LR_R}/trials",
+        trigger=lambda w: LR_TRIGGER("aggregate"),
+        args=lambda w: LR_ARGS("aggregate"),
+        trials=lambda w, input: os.path.dirname(input.trials[0]),
     threads: res("linf_regression", "aggregate", "threads", 1)
     resources:
         **rule_resources("linf_regression", "aggregate"),
@@ -128,8 +133,8 @@ rule linf_regression_timing:
     output:
         f"{LR_R}/timing.json",
     params:
-        trigger=trigger("linf_regression", "timing"),
-        args=step_args("linf_regression", "timing"),
+        trigger=lambda w: LR_TRIGGER("timing"),
+        args=lambda w: LR_ARGS("timing"),
     threads: res("linf_regression", "timing", "threads", 1)
     resources:
         **rule_resources("linf_regression", "timing"),
@@ -149,8 +154,8 @@ rule linf_regression_sanity:
     output:
         f"{LR_R}/sanity.json",
     params:
-        trigger=trigger("linf_regression", "sanity"),
-        args=step_args("linf_regression", "sanity"),
+        trigger=lambda w: LR_TRIGGER("sanity"),
+        args=lambda w: LR_ARGS("sanity"),
     threads: res("linf_regression", "sanity", "threads", 1)
     resources:
         **rule_resources("linf_regression", "sanity"),
