@@ -71,9 +71,11 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             fit = (linf.get("slopes", {}).get(inst) or {}).get("srht")
             if fit:
                 ms = np.array(sorted({v["m"] for v in linf[inst]["srht"].values()}), dtype=float)
-                ax.plot(ms, np.exp(fit["intercept"]) * ms ** fit["slope"], color="k", lw=0.8,
-                        label=f"SRHT fit: slope {fit['slope']:.2f} [{fit['ci_lo']:.2f}, {fit['ci_hi']:.2f}]"
-                + (f"; {fit['slope_fpc']:.2f} after the (1−m/n)^½ correction" if fit.get("slope_fpc") is not None else ""))
+                ax.plot(ms, np.exp(fit["intercept"]) * ms ** fit["slope"], color="k", lw=0.8, label="SRHT fit")
+                text = f"SRHT slope {fit['slope']:.2f} [{fit['ci_lo']:.2f}, {fit['ci_hi']:.2f}]"
+                if fit.get("slope_fpc") is not None:
+                    text += f"\n{fit['slope_fpc']:.2f} with (1 − m/n)^½ divided out"
+                ax.text(0.03, 0.03, text, transform=ax.transAxes, fontsize=7, va="bottom")
             eps = linf.get("eps_target", {})
             tpts = sorted({v["m"]: eps[c] for c, v in reversed(linf[inst].get("gaussian", {}).items()) if c in eps}.items())
             if tpts:
@@ -83,7 +85,8 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             ax.set_title(inst)
             ax.grid(True, which="both", alpha=0.3)
         axes[0][0].set_ylabel("p90 of realised ε = √d‖x'−x*‖∞ / (‖r‖‖A†‖)")
-        axes[0][-1].legend(fontsize=7)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, bbox_to_anchor=(0.5, -0.06))
         fig.suptitle(f"Realised ε against m (p90 over trials; {cfg.scale}); theory: slope −1/2 for dense sketches")
         _save(fig, figdir / "eps_vs_m.png")
         plt.close(fig)
@@ -163,7 +166,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         ax.set_ylabel("seconds to form SA (median)")
         ax.set_title(f"Time to form SA, d = {cfg.timing.d}, m = {cfg.timing.c} d ln n, {cfg.timing.blas_threads} BLAS thread(s)", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         _save(fig, figdir / "timing.png")
         plt.close(fig)
         out.append(("Time to form SA against n, per sketch", "figures/timing.png"))
