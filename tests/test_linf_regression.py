@@ -324,6 +324,12 @@ def test_smoke_dag_end_to_end(lr_smoke):
     assert "Nothing to be done" in snakemake(lr_smoke, "-n", "linf_regression", "--config", "scale=smoke").stdout
 
 
+def test_more_trials_rerun_only_the_trials_and_what_reads_them(lr_smoke):
+    out = snakemake(lr_smoke, "-n", "linf_regression", "--config", "scale=smoke", "linf_regression=grid.trials=30").stdout
+    planned = {line.split()[1].rstrip(":") for line in out.splitlines() if line.startswith(("rule ", "localrule "))}
+    assert planned == {"linf_regression_sketch_solve", "linf_regression_aggregate", "report", "linf_regression"}, out[-2000:]
+
+
 @pytest.mark.slow
 def test_two_smoke_runs_give_identical_metrics(lr_smoke, tmp_path):
     other = copy_repo(tmp_path / "again")
