@@ -1,6 +1,6 @@
 """Regression instances, their exact solution, the sketched solution and its errors.
 
-The paper's guarantee (abstract, Thm. 1.3): ||x' − x*||∞ ≤ (ε/√d) ||Ax* − b||₂ ||A†||, with
+The paper's guarantee (abstract): ||x' − x*||∞ ≤ (ε/√d) ||Ax* − b||₂ ||A†||, with
 x' = argmin ||SAx − Sb||₂ and ||A†|| = 1/σ_min(A). We report the realised ε of a solve,
 
     E_inf = √d ||x' − x*||∞ / (||Ax* − b||₂ / σ_min(A)),
