@@ -24,6 +24,8 @@ wildcard_constraints:
 include: "workflow/rules/instaflow_full.smk" if SCALE == "full" else "workflow/rules/instaflow.smk"
 # Inayoshi & Maiolino: hydrogen level populations in dense gas → Balmer break and absorption.
 include: "workflow/rules/lrd_balmer.smk"
+# ℓ∞-guarantee regression (arXiv 2302.00248): sketch-and-solve trials, CPU only at every scale.
+include: "workflow/rules/linf_regression.smk"
 include: "workflow/rules/report.smk"
 
 
