@@ -1,6 +1,7 @@
 # paperzoo: each paper a DAG of steps at three scales (DESIGN.md).
 #   snakemake -c all results/instaflow/report.md            # one paper, mini scale (default)
 #   snakemake -c all --config scale=smoke                   # every paper, smoke scale
+#   snakemake -c all --config papers=instaflow,monolith     # some papers and the index
 #   snakemake -c all instaflow --config instaflow="reflow.steps=2000"   # override a parameter
 from snakemake.utils import min_version
 
@@ -20,17 +21,18 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-# InstaFlow: the miniature DAG at smoke/mini, Stable Diffusion 1.5 on a cluster at full.
-include: "workflow/rules/instaflow_full.smk" if SCALE == "full" else "workflow/rules/instaflow.smk"
-# Inayoshi & Maiolino: hydrogen level populations in dense gas → Balmer break and absorption.
-include: "workflow/rules/lrd_balmer.smk"
-# ℓ∞-guarantee regression (arXiv 2302.00248): sketch-and-solve trials, CPU only at every scale.
-include: "workflow/rules/linf_regression.smk"
+# Each registered paper's DAG (workflow/papers.yaml): workflow/rules/<paper>.smk, or
+# <paper>_full.smk at full scale where a paper has one (InstaFlow: Stable Diffusion 1.5).
+for _paper in PAPERS:
+
+    include: PAPER_RULES[_paper]
+
+
 include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
-        expand("results/{paper}/report.md", paper=PAPERS),
+        expand("results/{paper}/report.md", paper=SELECTED),
         "results/index.md",
     default_target: True

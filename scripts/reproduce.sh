@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 paper=${1:-instaflow}
 scale=${2:-mini}
 bash scripts/setup.sh
-.venv/bin/snakemake -c all "$paper" results/index.md --config scale="$scale"
+.venv/bin/snakemake -c all "$paper" results/index.md --config scale="$scale" papers="$paper"
 echo "report: results/$paper/report.md"

@@ -56,7 +56,7 @@ def snakemake(workdir: Path, *args: str, timeout: int = 300, check: bool = True,
 def smoke_run(tmp_path_factory) -> Path:
     """The InstaFlow smoke DAG run once through Snakemake in a fresh copy of the repo."""
     work = copy_repo(tmp_path_factory.mktemp("smoke"))
-    snakemake(work, "-c2", "instaflow", "results/index.md", "--config", "scale=smoke")
+    snakemake(work, "-c2", "instaflow", "results/index.md", "--config", "scale=smoke", "papers=instaflow")
     return work
 
 

@@ -207,6 +207,9 @@ def origin(tmp_path_factory) -> Path:
     pushed to a DVC remote in a temporary directory."""
     base = tmp_path_factory.mktemp("dvc")
     work = copy_repo(base / "origin")
+    # InstaFlow alone: the DVC machinery is the same for every paper, and `dvc repro` runs the
+    # papers one after another (each paper's own smoke DAG is tested on its own).
+    (work / "workflow" / "papers.yaml").write_text("papers:\n  - instaflow\n")
     sh(work, PY, "-m", "steps.core.dvc_sync", "generate", "--scale", "smoke")
     dvc(work, "remote", "add", "-d", "shared", str(base / "remote"))
     sh(work, "git", "add", "-A")

@@ -136,7 +136,7 @@ def slurm_smoke(slurm_cluster, tmp_path_factory):
     """The InstaFlow smoke DAG run once through SLURM (every job submitted with sbatch)."""
     work = copy_repo(tmp_path_factory.mktemp("slurm_smoke"))
     t0 = time.monotonic()
-    out = finish(run_slurm(work, "--verbose", "instaflow", "results/index.md", *SMOKE, timeout=900), work)
+    out = finish(run_slurm(work, "--verbose", "instaflow", "results/index.md", *SMOKE, "papers=instaflow", timeout=900), work)
     return work, out, time.monotonic() - t0
 
 

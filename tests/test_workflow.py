@@ -35,7 +35,7 @@ def test_smoke_dag_end_to_end(smoke_run):
 
 
 def test_rerun_with_nothing_changed_runs_nothing(smoke_run):
-    res = snakemake(smoke_run, "-n", "-c2", "instaflow", "results/index.md", "--config", "scale=smoke")
+    res = snakemake(smoke_run, "-n", "-c2", "instaflow", "results/index.md", "--config", "scale=smoke", "papers=instaflow")
     assert "Nothing to be done" in res.stdout + res.stderr
 
 

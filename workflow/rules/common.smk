@@ -18,6 +18,16 @@ os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.enviro
 PAPERS = yaml.safe_load(open(workflow.source_path("../papers.yaml")))["papers"]
 SCALE = str(config.get("scale", "mini"))
 
+# Each paper's rules file at this scale, relative to the Snakefile that includes it:
+# rules/<paper>_full.smk at full scale where it exists (a different DAG for the real setting),
+# else rules/<paper>.smk.
+PAPER_RULES = {
+    p: f"workflow/rules/{p}_full.smk"
+    if SCALE == "full" and os.path.exists(os.path.join(workflow.basedir, f"workflow/rules/{p}_full.smk"))
+    else f"workflow/rules/{p}.smk"
+    for p in PAPERS
+}
+
 
 def overrides(paper):
     """The user's overrides for a paper: --config <paper>="a.b=1 c=2" (or a YAML list)."""
@@ -33,9 +43,23 @@ def _compose(paper, phase=None):
 
 
 # Validate the scale and every paper's overrides now, before any job starts.
-unknown = sorted(set(config) - {"scale", *PAPERS})
+unknown = sorted(set(config) - {"scale", "papers", *PAPERS})
 if unknown:
-    sys.exit(f"error: unknown --config key(s) {', '.join(unknown)}; valid: scale, {', '.join(PAPERS)}")
+    sys.exit(f"error: unknown --config key(s) {', '.join(unknown)}; valid: scale, papers, {', '.join(PAPERS)}")
+
+
+def _selected(value):
+    """--config papers=a,b: the papers the default target and results/index.md wait for (default: all)."""
+    names = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    names = [n.strip() for n in names if n.strip()]
+    bad = [n for n in names if n not in PAPERS]
+    if bad or not names:
+        sys.exit(f"error: --config papers={value!r}: unknown paper(s) {', '.join(bad) or '(none given)'}; "
+                 f"valid: {', '.join(PAPERS)}")
+    return names
+
+
+SELECTED = _selected(config["papers"]) if "papers" in config else list(PAPERS)
 CFG = {p: _compose(p) for p in PAPERS}
 
 

@@ -28,10 +28,11 @@ rule report:
 
 
 rule index:
-    """results/index.md: one row per paper that has a report."""
+    """results/index.md: one row per paper that has a report; it waits for the reports of the
+    selected papers (--config papers=a,b; default: every paper)."""
     input:
         code("steps.core.index"),
-        reports=expand("results/{paper}/report.json", paper=PAPERS),
+        reports=expand("results/{paper}/report.json", paper=SELECTED),
     output:
         "results/index.md",
     conda:
