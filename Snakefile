@@ -22,6 +22,8 @@ wildcard_constraints:
 
 # InstaFlow: the miniature DAG at smoke/mini, Stable Diffusion 1.5 on a cluster at full.
 include: "workflow/rules/instaflow_full.smk" if SCALE == "full" else "workflow/rules/instaflow.smk"
+# Monolith: collisionless embedding tables and online training (CPU at every scale).
+include: "workflow/rules/monolith.smk"
 include: "workflow/rules/report.smk"
 
 
