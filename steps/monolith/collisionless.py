@@ -35,6 +35,16 @@ from steps.monolith.model import Model
 from steps.nn.cuckoo import rows_for_bytes
 
 
+def select(arms: dict, run, section: str) -> dict:
+    """The arms `run` names (all when null), or a ConfigError naming the valid ones."""
+    if run is None:
+        return arms
+    unknown = [a for a in run if a not in arms]
+    if unknown:
+        raise ConfigError(f"{section}.run names unknown arm(s) {', '.join(unknown)}; valid: {', '.join(arms)}")
+    return {a: arms[a] for a in run}
+
+
 def arm_order(arms: dict) -> list[str]:
     """Arms sized by another arm's memory run after it."""
     first = [a for a, s in arms.items() if not s.get("memory_of")]
@@ -56,7 +66,7 @@ def collision_rates(stats: dict) -> dict:
 
 def run_arm(cfg, s, feats, spec: dict, seed: int, test_lo: int, rows_for=None) -> dict:
     model = Model.build(cfg.model, feats, lambda f: spec, seed, rows_for)
-    train_pass(model, s, 0, test_lo, int(cfg.model.batch))
+    train_pass(model, s, 0, test_lo, int(cfg.model.batch), desc=f"E1 seed {seed} events", every_s=float(cfg.progress.every_s))
     pred = predict(model, s, test_lo, len(s))
     st = table_stats(model)
     return {"auc": auc(s.y[test_lo:], pred), "collision_rate": collision_rates(st), **st}
@@ -70,7 +80,7 @@ def main(cfg: DictConfig) -> dict:
     s = load_stream(stream_path, feats)
     days = math.ceil(float(s.t.max()))
     test_lo = split_at_day(s, days - int(cfg.collisionless.test_days))
-    arms = OmegaConf.to_container(cfg.collisionless.arms)
+    arms = select(OmegaConf.to_container(cfg.collisionless.arms), cfg.collisionless.run, "collisionless")
     order = arm_order(arms)
     runs = [(a, int(seed)) for seed in cfg.seeds for a in order]
     done = Snapshots()

@@ -53,9 +53,11 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def train_pass(model: Model, s: Stream, lo: int, hi: int, batch: int, expire_every: float | None = None,
-               progress: Progress | None = None) -> list[float]:
-    """One pass over events [lo, hi) in time order; returns the per-batch losses."""
+               desc: str | None = None, every_s: float = 30.0) -> list[float]:
+    """One pass over events [lo, hi) in time order; returns the per-batch losses. With `desc`,
+    progress lines (events done, loss) at most every `every_s` seconds."""
     sweep = Schedule(expire_every, float(s.t[lo]) if hi > lo else 0.0)
+    progress = Progress(hi - lo, desc, every_s, tty=False) if desc else None
     losses = []
     for a, b in batches(lo, hi, batch):
         t = float(s.t[b - 1])
@@ -64,7 +66,7 @@ def train_pass(model: Model, s: Stream, lo: int, hi: int, batch: int, expire_eve
         if expire_every is not None and sweep.due(t):
             model.expire(t)
         if progress is not None:
-            progress.update(1, loss=loss)
+            progress.update(b - a, loss=loss)
     return losses
 
 

@@ -40,7 +40,7 @@ def run_seed(cfg, s, seed: int) -> dict:
     shared = {"serving": np.full(len(s) - lo, np.nan)}
     snaps, pos = {}, lo
     for cut in cuts:  # the live system up to the failure, snapshotting at each age's cut
-        online.stream(sys_, s, pos, cut, batch, shared, lo)
+        online.stream(sys_, s, pos, cut, batch, shared, lo, float(cfg.progress.every_s))
         snaps[cut] = sys_.copy() if cut != fail else sys_
         pos = cut
     arms = {"none": fail, **{a: split_at_day(s, float(c.fail_at) - float(age)) for a, age in ages.items()}}
@@ -50,7 +50,7 @@ def run_seed(cfg, s, seed: int) -> dict:
     for arm, cut in arms.items():
         system = snaps[cut] if arm == "none" else snaps[cut].copy()
         preds = {"serving": shared["serving"].copy()}
-        online.stream(system, s, fail, len(s), batch, preds, lo)
+        online.stream(system, s, fail, len(s), batch, preds, lo, float(cfg.progress.every_s))
         score = preds["serving"][ev - lo:]
         res["auc"][arm] = auc(y, score)
         res["auc_day_after"][arm] = auc(s.y[fail:day_after], preds["serving"][fail - lo:day_after - lo])

@@ -56,7 +56,8 @@ def main(cfg: DictConfig) -> dict:
         trace, lo = [], 0
         for d in range(1, days - int(c.test_days) + 1):  # day by day, to trace the rows
             hi = split_at_day(s, float(d))
-            train_pass(model, s, lo, hi, batch, expire_every=None if spec["expiry_days"] is None else float(c.expire_every_days))
+            train_pass(model, s, lo, hi, batch, expire_every=None if spec["expiry_days"] is None else float(c.expire_every_days),
+                       desc=f"E2 {arm} seed {seed} day {d}", every_s=float(cfg.progress.every_s))
             trace.append(sum(len(t) for t in model.tables.values()))
             lo = hi
         st = table_stats(model)

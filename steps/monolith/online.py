@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from steps.core.progress import Progress
 from steps.monolith.common import Stream, batches, split_at_day, train_pass
 from steps.monolith.model import Model, Schedule, Serving
 
@@ -37,7 +38,7 @@ def start(cfg, s: Stream, seed: int, intervals: dict) -> tuple[System, int]:
     spec = {"kind": "cuckoo", "min_count": int(cfg.online.min_count), "expiry_days": None}
     model = Model.build(cfg.model, list(cfg.model.features), lambda f: spec, seed)
     lo = split_at_day(s, float(cfg.online.batch_days))
-    train_pass(model, s, 0, lo, int(cfg.model.batch))
+    train_pass(model, s, 0, lo, int(cfg.model.batch), desc=f"batch stage seed {seed} events", every_s=float(cfg.progress.every_s))
     t = float(s.t[lo - 1])
     dense = float(cfg.online.dense_sync_days)
     servers = {arm: Serving(model) for arm in intervals}
@@ -45,10 +46,11 @@ def start(cfg, s: Stream, seed: int, intervals: dict) -> tuple[System, int]:
                   {a: Schedule(dense, t) for a in intervals}), lo
 
 
-def stream(sys_: System, s: Stream, a: int, b: int, batch: int, preds: dict, offset: int, progress=None) -> None:
+def stream(sys_: System, s: Stream, a: int, b: int, batch: int, preds: dict, offset: int, every_s: float = 30.0) -> None:
     """Serve, then train on, events [a, b); predictions go to preds[arm][i - offset]
     (preds["trainer"], when present: the training PS's own, i.e. instant sync)."""
     m = sys_.model
+    progress = Progress(b - a, "online stage events", every_s, tty=False)
     for x, y in batches(a, b, batch):
         keys = s.take(slice(x, y))
         for arm, sv in sys_.servers.items():
@@ -63,8 +65,7 @@ def stream(sys_: System, s: Stream, a: int, b: int, batch: int, preds: dict, off
                 sv.sync_sparse(m)
             if sys_.dense[arm].due(t):
                 sv.sync_dense(m)
-        if progress is not None:
-            progress.update(y - x, loss=loss)
+        progress.update(y - x, loss=loss)
 
 
 def empty_preds(arms, n: int) -> dict:

@@ -21,6 +21,7 @@ from steps.core.checkpoint import Snapshots, TrainLoop
 from steps.core.cli import need_io, run
 from steps.core.progress import log
 from steps.monolith import online
+from steps.monolith.collisionless import select
 from steps.monolith.common import auc, load_stream, setup, split_at_day
 
 
@@ -39,7 +40,7 @@ def main(cfg: DictConfig) -> dict:
     dev = setup(cfg)
     s = load_stream(stream_path, list(cfg.model.features))
     days = math.ceil(float(s.t.max()))
-    intervals = OmegaConf.to_container(cfg.sync.intervals)
+    intervals = select(OmegaConf.to_container(cfg.sync.intervals), cfg.sync.run, "sync")
     arms = [*intervals, "trainer"]
     seeds = [int(x) for x in cfg.seeds]
     done = Snapshots()
@@ -48,7 +49,7 @@ def main(cfg: DictConfig) -> dict:
         seed = seeds[i]
         sys_, lo = online.start(cfg, s, seed, intervals)
         preds = online.empty_preds(arms, len(s) - lo)
-        online.stream(sys_, s, lo, len(s), int(cfg.model.batch), preds, lo)
+        online.stream(sys_, s, lo, len(s), int(cfg.model.batch), preds, lo, float(cfg.progress.every_s))
         y = s.y[lo:]
         r = {"auc": {a: auc(y, preds[a]) for a in arms}, "by_day": {a: by_day(s, lo, days, y, preds[a]) for a in arms},
              "syncs": {a: sys_.servers[a].syncs for a in intervals},
