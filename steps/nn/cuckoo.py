@@ -1,0 +1,441 @@
+"""A collisionless key -> row index (cuckoo hashing) and sparse embedding tables built on it.
+
+Monolith (arXiv 2209.07663, §2.1) keeps embeddings in a key -> embedding HashTable backed by a
+Cuckoo hashmap: two tables T0, T1 with hash functions h0, h1; an insert tries T0[h0(k)], and
+when that slot is taken it evicts the occupant to its other table, and so on; a cycle (an
+eviction chain longer than `max_kicks`) grows and rehashes. Every distinct key gets its own
+slot, compared by equality, so distinct IDs never share an embedding row.
+
+    idx = CuckooHashMap(seed=0)
+    idx.insert_many(np.array([7, 11]), np.array([0, 1]))
+    idx.get(np.array([11, 5]))          # -> [1, -1]
+
+`KeyIndex` maps keys to dense row numbers (with a free list, so expired rows are reused);
+`CollisionlessTable` and `HashTrickTable` (the baseline: row = hash(key) mod M, so distinct
+keys can share a row) expose the same interface to a model (steps.monolith.model).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+EMPTY = -1
+_M64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix_scalar(key: int, salt: int) -> int:
+    """splitmix64's finaliser of key + salt·φ (a well-mixed 64-bit hash), on Python ints."""
+    z = (key + salt * _GOLDEN) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def mix64(keys: np.ndarray, salt: int) -> np.ndarray:
+    """`_mix_scalar` vectorised (uint64 arithmetic wraps modulo 2^64, as intended)."""
+    z = keys.astype(np.uint64) + np.uint64((salt * _GOLDEN) & _M64)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class CuckooHashMap:
+    """int64 key (>= 0) -> int64 value; two tables of `cap` slots each, load <= max_load."""
+
+    def __init__(self, capacity: int = 1024, max_load: float = 0.5, max_kicks: int = 500, seed: int = 0):
+        self.cap = 1 << max(4, math.ceil(math.log2(max(capacity, 16))))
+        self.max_load, self.max_kicks = float(max_load), int(max_kicks)
+        self.seed = int(seed)
+        self.size = 0
+        self.rehashes = 0      # grow-and-rehash events (load above max_load, or a cycle)
+        self.cycles = 0        # of which: eviction chains longer than max_kicks
+        self.longest_chain = 0  # most evictions one insert needed
+        self.kicks = 0         # evictions over all inserts
+        self._alloc(self.cap)
+
+    def _alloc(self, cap: int) -> None:
+        self.cap = cap
+        self.keys = np.full((2, cap), EMPTY, dtype=np.int64)
+        self.vals = np.zeros((2, cap), dtype=np.int64)
+        gen = np.random.default_rng([self.seed, self.rehashes])  # fresh hash functions per rehash
+        self.salts = [int(s) for s in gen.integers(1, 2**62, size=2)]
+
+    def load_factor(self) -> float:
+        return self.size / (2 * self.cap)
+
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes + self.vals.nbytes)
+
+    def slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = np.uint64(self.cap - 1)
+        return ((mix64(keys, self.salts[0]) & mask).astype(np.int64),
+                (mix64(keys, self.salts[1]) & mask).astype(np.int64))
+
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """Values of `keys`, EMPTY (-1) where absent. Exact: keys are compared, not hashes."""
+        keys = np.asarray(keys, dtype=np.int64)
+        s0, s1 = self.slots(keys)
+        out = np.full(keys.shape, EMPTY, dtype=np.int64)
+        hit0 = self.keys[0, s0] == keys
+        hit1 = ~hit0 & (self.keys[1, s1] == keys)
+        out[hit0] = self.vals[0, s0[hit0]]
+        out[hit1] = self.vals[1, s1[hit1]]
+        return out
+
+    def _locate(self, key: int) -> tuple[int, int] | None:
+        mask = self.cap - 1
+        for t in (0, 1):
+            s = _mix_scalar(key, self.salts[t]) & mask
+            if self.keys[t, s] == key:
+                return t, s
+        return None
+
+    def insert(self, key: int, val: int) -> None:
+        """Insert or overwrite one key (Python-level: evictions are sequential by nature)."""
+        key, val = int(key), int(val)
+        if key < 0:
+            raise ValueError(f"keys must be >= 0, got {key}")
+        where = self._locate(key)
+        if where is not None:
+            self.vals[where] = val
+            return
+        if (self.size + 1) > self.max_load * 2 * self.cap:  # growth at load max_load
+            self._rebuild(self.cap * 2, [])
+        homeless = self._place(key, val)
+        if homeless is not None:  # a cycle: grow, rehash with new hash functions, place it then
+            self.cycles += 1
+            self._rebuild(self.cap * 2, [homeless])
+        self.size += 1
+
+    def _place(self, key: int, val: int) -> tuple[int, int] | None:
+        """The cuckoo insert: try T0[h0(k)]; if taken, evict the occupant into its other table,
+        and so on. Returns None when every key has a slot, else the (key, value) left homeless
+        after max_kicks evictions."""
+        mask = self.cap - 1
+        t = 0
+        for kick in range(self.max_kicks + 1):
+            s = _mix_scalar(key, self.salts[t]) & mask
+            old_k = int(self.keys[t, s])
+            old_v = int(self.vals[t, s])
+            self.keys[t, s] = key
+            self.vals[t, s] = val
+            if old_k == EMPTY:
+                self.longest_chain = max(self.longest_chain, kick)
+                self.kicks += kick
+                return None
+            key, val, t = old_k, old_v, 1 - t
+        return key, val
+
+    def _rebuild(self, cap: int, extra: list[tuple[int, int]]) -> None:
+        """Rehash every live entry (and `extra`) into tables of `cap` slots with new hash
+        functions, doubling again until all fit."""
+        live = self.keys != EMPTY
+        entries = list(zip(self.keys[live].tolist(), self.vals[live].tolist(), strict=True)) + list(extra)
+        while True:
+            self.rehashes += 1
+            self._alloc(cap)
+            if all(self._place(k, v) is None for k, v in entries):
+                return
+            cap *= 2
+
+    def insert_many(self, keys: np.ndarray, vals: np.ndarray) -> None:
+        for k, v in zip(np.asarray(keys).tolist(), np.asarray(vals).tolist(), strict=True):
+            self.insert(k, v)
+
+    def delete(self, keys: np.ndarray) -> int:
+        """Remove keys (absent ones are ignored); returns how many were removed."""
+        keys = np.asarray(keys, dtype=np.int64)
+        s0, s1 = self.slots(keys)
+        removed = 0
+        for t, s in ((0, s0), (1, s1)):
+            hit = self.keys[t, s] == keys
+            self.keys[t, s[hit]] = EMPTY
+            removed += int(hit.sum())
+        self.size -= removed
+        return removed
+
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        live = self.keys != EMPTY
+        return self.keys[live], self.vals[live]
+
+    def stats(self) -> dict:
+        return {"size": self.size, "capacity": 2 * self.cap, "load_factor": self.load_factor(),
+                "rehashes": self.rehashes, "cycles": self.cycles, "longest_chain": self.longest_chain,
+                "mean_kicks": self.kicks / max(1, self.size)}
+
+
+class KeyIndex:
+    """Distinct keys -> distinct dense rows 0..n-1 through a CuckooHashMap; freed rows are reused."""
+
+    def __init__(self, seed: int = 0, capacity: int = 1024, max_load: float = 0.5, max_kicks: int = 500):
+        self.map = CuckooHashMap(capacity, max_load, max_kicks, seed)
+        self.row_key = np.full(16, EMPTY, dtype=np.int64)
+        self.n_alloc = 0            # rows ever handed out (the high-water mark of the row space)
+        self.free: list[int] = []
+
+    def __len__(self) -> int:
+        return self.map.size
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        return self.map.get(keys)
+
+    def add(self, keys: np.ndarray) -> np.ndarray:
+        """Rows for new distinct keys (the caller guarantees they are absent and unique)."""
+        rows = np.empty(len(keys), dtype=np.int64)
+        for i, k in enumerate(np.asarray(keys).tolist()):
+            if self.free:
+                r = self.free.pop()
+            else:
+                r = self.n_alloc
+                self.n_alloc += 1
+                if r >= len(self.row_key):
+                    self.row_key = np.concatenate([self.row_key, np.full(len(self.row_key), EMPTY, dtype=np.int64)])
+            self.map.insert(k, r)
+            self.row_key[r] = k
+            rows[i] = r
+        return rows
+
+    def remove_rows(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        self.map.delete(self.row_key[rows])
+        self.row_key[rows] = EMPTY
+        self.free.extend(sorted(rows.tolist(), reverse=True))
+
+    def live_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.row_key[: self.n_alloc] != EMPTY)
+
+
+class _Storage:
+    """Embedding rows and their Adagrad accumulators, grown by doubling (float32)."""
+
+    def __init__(self, dim: int, rows: int):
+        self.dim = dim
+        self.weight = torch.zeros(max(rows, 1), dim)
+        self.accum = torch.zeros(max(rows, 1), dim)
+
+    def ensure(self, n: int) -> None:
+        if n > self.weight.shape[0]:
+            size = self.weight.shape[0]
+            while size < n:
+                size *= 2
+            for name in ("weight", "accum"):
+                old = getattr(self, name)
+                new = torch.zeros(size, self.dim)
+                new[: old.shape[0]] = old
+                setattr(self, name, new)
+
+    def gather(self, rows: np.ndarray) -> torch.Tensor:
+        """Embeddings of `rows`; a row of -1 (no embedding: filtered or unknown) is zeros."""
+        ok = rows >= 0
+        out = self.weight.index_select(0, torch.from_numpy(np.where(ok, rows, 0)))
+        if not ok.all():
+            out[torch.from_numpy(~ok)] = 0.0
+        return out
+
+    def adagrad(self, rows: np.ndarray, grad: torch.Tensor, lr: float, eps: float = 1e-10) -> np.ndarray:
+        """Sparse Adagrad on the rows a batch touched (duplicates summed); returns those rows."""
+        ok = rows >= 0
+        if not ok.all():
+            rows, grad = rows[ok], grad[torch.from_numpy(ok)]
+        if not len(rows):
+            return rows
+        uniq, inv = np.unique(rows, return_inverse=True)
+        u = torch.from_numpy(uniq)
+        g = torch.zeros(len(uniq), self.dim).index_add_(0, torch.from_numpy(inv.ravel()), grad)
+        acc = self.accum.index_select(0, u).addcmul_(g, g)
+        self.accum.index_copy_(0, u, acc)
+        self.weight.index_add_(0, u, g.div_(acc.sqrt_().add_(eps)).mul_(-lr))
+        return uniq
+
+
+class CollisionlessTable:
+    """Monolith's embedding table: a cuckoo KeyIndex (one row per distinct admitted ID) with
+    frequency filtering (an ID gets a row once seen `min_count` times; §2.1) and expirable
+    embeddings (rows idle for more than `expiry` time units are evicted). Until admitted an ID
+    has no row: its embedding is zeros and receives no update."""
+
+    kind = "cuckoo"
+
+    def __init__(self, dim: int, seed: int, min_count: int = 1, expiry: float | None = None,
+                 init_std: float = 0.05, capacity: int = 1024, max_load: float = 0.5, max_kicks: int = 500):
+        self.dim, self.min_count = int(dim), int(min_count)
+        self.expiry = None if expiry is None else float(expiry)
+        self.init_std = float(init_std)
+        self.index = KeyIndex(seed, capacity, max_load, max_kicks)
+        self.store = _Storage(dim, capacity)
+        self.last_seen = np.zeros(16)
+        self.rng = np.random.default_rng([seed, 1])
+        # The frequency filter's counts of IDs not yet admitted (exact, itself collisionless).
+        self.pending = KeyIndex(seed + 7919, capacity, max_load, max_kicks) if self.min_count > 1 else None
+        self.pending_count = np.zeros(16, dtype=np.int64)
+        self.pending_seen = np.zeros(16)
+        self.peak_rows = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _grow_meta(self) -> None:
+        n = self.index.n_alloc
+        if n > len(self.last_seen):
+            self.last_seen = np.concatenate([self.last_seen, np.zeros(max(n, 2 * len(self.last_seen)) - len(self.last_seen))])
+        if self.pending is not None and self.pending.n_alloc > len(self.pending_count):
+            m = max(self.pending.n_alloc, 2 * len(self.pending_count))
+            self.pending_count = np.concatenate([self.pending_count, np.zeros(m - len(self.pending_count), dtype=np.int64)])
+            self.pending_seen = np.concatenate([self.pending_seen, np.zeros(m - len(self.pending_seen))])
+
+    def rows(self, keys: np.ndarray) -> np.ndarray:
+        """Lookup only (serving): -1 for IDs without a row."""
+        return self.index.lookup(keys)
+
+    def rows_for_train(self, keys: np.ndarray, t: float) -> np.ndarray:
+        """Rows of a training batch: counts unseen IDs, admits those reaching min_count (new rows,
+        randomly initialised), stamps last-seen times; -1 for IDs still filtered."""
+        rows = self.index.lookup(keys)
+        missing = rows < 0
+        if missing.any():
+            new, counts = np.unique(keys[missing], return_counts=True)
+            if self.pending is not None:
+                prow = self.pending.lookup(new)
+                fresh = prow < 0
+                if fresh.any():
+                    prow[fresh] = self.pending.add(new[fresh])
+                    self._grow_meta()
+                    self.pending_count[prow[fresh]] = 0
+                self.pending_count[prow] += counts
+                self.pending_seen[prow] = t
+                admit = self.pending_count[prow] >= self.min_count
+                if admit.any():
+                    self.pending.remove_rows(prow[admit])
+                new = new[admit]
+            if len(new):
+                r = self.index.add(new)
+                self._grow_meta()
+                self.store.ensure(self.index.n_alloc)
+                init = self.rng.normal(0.0, self.init_std, size=(len(r), self.dim)).astype(np.float32)
+                self.store.weight[torch.from_numpy(r)] = torch.from_numpy(init)
+                self.store.accum[torch.from_numpy(r)] = 0.0
+                rows = self.index.lookup(keys)
+        hit = rows >= 0
+        self.last_seen[rows[hit]] = t
+        self.peak_rows = max(self.peak_rows, len(self.index))
+        return rows
+
+    def expire(self, now: float) -> int:
+        """Evict rows (and pending counts) idle for longer than `expiry`; returns rows evicted."""
+        if self.expiry is None:
+            return 0
+        live = self.index.live_rows()
+        old = live[self.last_seen[live] < now - self.expiry]
+        if len(old):
+            self.index.remove_rows(old)
+        if self.pending is not None:
+            plive = self.pending.live_rows()
+            pold = plive[self.pending_seen[plive] < now - self.expiry]
+            if len(pold):
+                self.pending.remove_rows(pold)
+        return len(old)
+
+    def nbytes(self) -> int:
+        """Memory of the live state: per row the embedding and its Adagrad accumulator (float32)
+        and the last-seen time (float32 would do; counted as 4 bytes); the cuckoo slots (key +
+        row id, 16 bytes each, at load <= 0.5); the filter's pending IDs likewise (count 4 bytes)."""
+        rows = len(self.index)
+        b = rows * (2 * 4 * self.dim + 4) + self.index.map.cap * 2 * 16
+        if self.pending is not None:
+            b += len(self.pending) * (4 + 4) + self.pending.map.cap * 2 * 16
+        return int(b)
+
+    def collisions(self) -> int:
+        """Distinct live keys sharing a row with another key (0 by construction; measured)."""
+        keys, rows = self.index.map.items()
+        return int(len(keys) - len(np.unique(rows)))
+
+
+class HashTrickTable:
+    """The baseline: row = hash(ID) mod M (a fixed table; distinct IDs may share a row). For
+    M above `dense_limit` the table is virtual: only touched buckets are materialised (through
+    a KeyIndex keyed by bucket), so a nominal M >> #IDs² exists without its memory."""
+
+    kind = "hash"
+
+    def __init__(self, dim: int, seed: int, rows: int, init_std: float = 0.05, dense_limit: int = 1 << 24):
+        self.dim, self.m = int(dim), int(rows)
+        self.salt = int(np.random.default_rng([seed, 2]).integers(1, 2**62))
+        self.init_std = float(init_std)
+        self.rng = np.random.default_rng([seed, 1])
+        self.virtual = self.m > dense_limit
+        self.seen_keys: set[int] = set()
+        self.touched: set[int] = set()
+        if self.virtual:
+            self.index = KeyIndex(seed + 104729)
+            self.store = _Storage(dim, 1024)
+        else:
+            self.store = _Storage(dim, self.m)
+            init = self.rng.normal(0.0, self.init_std, size=(self.m, dim)).astype(np.float32)
+            self.store.weight[:] = torch.from_numpy(init)
+        self.peak_rows = 0
+
+    def __len__(self) -> int:
+        return len(self.index) if self.virtual else self.m
+
+    def bucket(self, keys: np.ndarray) -> np.ndarray:
+        return (mix64(np.asarray(keys, dtype=np.int64), self.salt) % np.uint64(self.m)).astype(np.int64)
+
+    def rows(self, keys: np.ndarray) -> np.ndarray:
+        b = self.bucket(keys)
+        return self.index.lookup(b) if self.virtual else b
+
+    def rows_for_train(self, keys: np.ndarray, t: float) -> np.ndarray:
+        self.seen_keys.update(np.unique(keys).tolist())
+        b = self.bucket(keys)
+        if not self.virtual:
+            self.peak_rows = self.m
+            return b
+        rows = self.index.lookup(b)
+        if (rows < 0).any():
+            new = np.unique(b[rows < 0])
+            r = self.index.add(new)
+            self.store.ensure(self.index.n_alloc)
+            init = self.rng.normal(0.0, self.init_std, size=(len(r), self.dim)).astype(np.float32)
+            self.store.weight[torch.from_numpy(r)] = torch.from_numpy(init)
+            rows = self.index.lookup(b)
+        self.peak_rows = max(self.peak_rows, len(self.index))
+        return rows
+
+    def expire(self, now: float) -> int:
+        return 0
+
+    def nbytes(self) -> int:
+        """Nominal memory: M rows of embedding + Adagrad accumulator (float32)."""
+        return int(self.m * 2 * 4 * self.dim)
+
+    def collisions(self) -> int:
+        """Distinct IDs seen in training that share their row with another seen ID."""
+        if not self.seen_keys:
+            return 0
+        b = self.bucket(np.fromiter(self.seen_keys, dtype=np.int64))
+        _, inv, cnt = np.unique(b, return_inverse=True, return_counts=True)
+        return int((cnt[inv] > 1).sum())
+
+    def n_seen(self) -> int:
+        return len(self.seen_keys)
+
+
+def rows_for_bytes(nbytes: int, dim: int) -> int:
+    """Rows of a hash-trick table that use `nbytes` (embedding + accumulator, float32)."""
+    return max(1, int(nbytes // (2 * 4 * dim)))
+
+
+def collision_rate(keys: np.ndarray, rows: int, salt: int) -> float:
+    """Share of the distinct `keys` that share their row with another key when hashed into
+    `rows` rows (hash trick: row = mix64(key, salt) mod rows)."""
+    keys = np.unique(np.asarray(keys, dtype=np.int64))
+    if not len(keys):
+        return 0.0
+    b = mix64(keys, salt) % np.uint64(rows)
+    _, inv, cnt = np.unique(b, return_inverse=True, return_counts=True)
+    return float((cnt[inv.ravel()] > 1).mean())
