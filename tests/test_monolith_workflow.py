@@ -1,4 +1,4 @@
-"""Monolith's DAG through Snakemake: smoke end to end in a fresh copy of the repository (slow),
+"""Monolith's DAG through Snakemake: smoke end to end in a fresh copy of the repository,
 determinism of a step, the experiments smoke leaves out (E2, E4) in process, bad input, and
 dry runs at all three scales (full: the GroupLens fetch)."""
 
@@ -21,7 +21,6 @@ def mono_smoke(tmp_path_factory):
     return work
 
 
-@pytest.mark.slow
 def test_smoke_dag_end_to_end(mono_smoke):
     res = mono_smoke / "results" / "monolith"
     for name in ("cuckoo", "collisionless", "sync"):
