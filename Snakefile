@@ -22,6 +22,8 @@ wildcard_constraints:
 
 # InstaFlow: the miniature DAG at smoke/mini, Stable Diffusion 1.5 on a cluster at full.
 include: "workflow/rules/instaflow_full.smk" if SCALE == "full" else "workflow/rules/instaflow.smk"
+# OneFlow: SBP + boxing + actors on gloo CPU processes at smoke/mini, the GPU benchmarks at full.
+include: "workflow/rules/oneflow_full.smk" if SCALE == "full" else "workflow/rules/oneflow.smk"
 include: "workflow/rules/report.smk"
 
 
