@@ -89,9 +89,8 @@ class Stage:
         self._seq += 1
 
     def warm_up(self, x_micro: list[torch.Tensor], y_micro: list[torch.Tensor], quota: int) -> None:
-        """One untimed iteration with lr = 0 (parameters unchanged, records dropped): a fresh
-        process's first backward next to blocked receiver threads takes ≈ 1 s, which the first
-        timed step would otherwise read as pipeline idle time."""
+        """One untimed iteration with lr = 0 (parameters unchanged, records dropped): first-use
+        costs of a fresh process (lazy imports, allocator) are not read as pipeline idle time."""
         n = len(self.records)
         self.step(x_micro, y_micro, quota, 0.0)
         del self.records[n:]

@@ -4,6 +4,7 @@ of what the ranks of its group sent, compared with the cost model's prediction f
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 
 import torch
@@ -14,8 +15,13 @@ from steps.oneflow.gtensor import Record
 
 def setup(cfg) -> None:
     """One intra-op thread per process (the group's processes share the cores), set before any
-    tensor work so that the forked workers inherit no thread pool."""
+    tensor work so that the forked workers inherit no thread pool; modules the workers would
+    import lazily are imported once, here, before the fork."""
     torch.set_num_threads(1)
+    # torch.autograd.grad(..., grad_outputs) imports this (and sympy) on first use: ≈ 1 s of CPU
+    # in every forked worker, unless the parent has imported it before the fork.
+    importlib.import_module("torch.fx.experimental.symbolic_shapes")
+
     world = int(cfg.group.world)
     if not 1 <= world <= 8:
         raise ConfigError(f"group.world must be between 1 and 8 processes, got {world}")

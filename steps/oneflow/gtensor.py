@@ -346,8 +346,9 @@ def sum_rows(x: GT) -> GT:
 def relu(x: GT) -> GT:
     def bwd(g, boxed):
         (xb,) = boxed
-        # the kernel PyTorch's relu backward uses (threshold_backward on the sign of x)
-        d, _ = x.ctx.apply("relu_grad", [g, xb], lambda dy, xx: torch.ops.aten.threshold_backward(dy, xx, 0), x.shape)
+        # what PyTorch's relu backward (threshold_backward) computes: dy where x > 0, else 0.
+        # Not torch.ops.aten.*: its first use imports sympy (≈ 1 s in every forked worker).
+        d, _ = x.ctx.apply("relu_grad", [g, xb], lambda dy, xx: torch.where(xx > 0, dy, 0.0), x.shape)
         return [d]
 
     y, _ = x.ctx.apply("relu", [x], torch.relu, x.shape, bwd)
