@@ -22,6 +22,7 @@ wildcard_constraints:
 
 # InstaFlow: the miniature DAG at smoke/mini, Stable Diffusion 1.5 on a cluster at full.
 include: "workflow/rules/instaflow_full.smk" if SCALE == "full" else "workflow/rules/instaflow.smk"
+include: "workflow/rules/rsb_dense.smk"
 include: "workflow/rules/report.smk"
 
 
