@@ -176,3 +176,16 @@ def test_crosstalk_estimator_is_unbiased_at_the_pattern():
     assert bare == pytest.approx((k - 1) * 6 / dense.falling(n - 1, 3))
     assert np.mean([r["msq"] for r in rec]) / bare == pytest.approx(1.0, abs=0.05)
     assert np.mean([r["var"] for r in rec]) / bare == pytest.approx(1 - p / n, abs=0.06)
+
+
+def test_one_step_rsb_limits_and_sk_anchor():
+    """1RSB at x = 1 is the paramagnet and at x → 0 the RS solution; for SK (P = 2, J = 1)
+    the RS entropy at T = 0.1 is negative and 1RSB raises the free energy (Parisi)."""
+    from steps.rsb_dense import rsb
+
+    beta, j2, p, q = 5.0, 0.6, 4, 0.9
+    assert rsb.phi_1rsb(q, 1.0, beta, j2, p) == pytest.approx(beta**2 * j2 / 4 + math.log(2), rel=1e-9)
+    assert rsb.phi_1rsb(q, 1e-6, beta, j2, p) == pytest.approx(rsb.phi_rs(q, beta, j2, p), abs=1e-4)
+    sk = rsb.spin_glass(2, 1.0, 0.1)  # J² = 2!·1/2 = 1
+    assert sk["s_rs"] < 0 < sk["f_gap"]
+    assert -0.80 < sk["f_rs"] < sk["f_1rsb"] < -0.76  # SK ground state: RS -0.798, Parisi -0.763

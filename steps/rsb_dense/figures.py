@@ -123,6 +123,25 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         _save(fig, figdir / "noise.png")
         plt.close(fig)
         out.append(("Crosstalk variance of the local fields over its bare value (1: no reaction term)", "figures/noise.png"))
+    ob = (theory or {}).get("onersb")
+    if ob:
+        c = ob["curves"]
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+        for key, label in (("f_rs", "RS spin glass"), ("f_1rsb", "1RSB spin glass"), ("f_para", "paramagnet")):
+            a1.plot(c["t"], c[key], marker="o", ms=3, label=label)
+        a1.set_xlabel("T")
+        a1.set_ylabel("free energy f")
+        a1.legend(fontsize=7)
+        for key, label in (("s_rs", "RS"), ("s_1rsb", "1RSB")):
+            a2.plot(c["t"], c[key], marker="o", ms=3, label=label)
+        a2.axhline(0, color="k", lw=0.6)
+        a2.set_xlabel("T")
+        a2.set_ylabel("entropy s")
+        a2.legend(fontsize=7)
+        fig.suptitle(f"Spin-glass state, P = {ob['p']}, α = {ob['alpha']:g}: RS vs 1RSB (hard spin glass, J² = P!α/2)")
+        _save(fig, figdir / "onersb.png")
+        plt.close(fig)
+        out.append(("RS against 1RSB for the spin-glass state: free energy and entropy against T", "figures/onersb.png"))
     if sl:
         fig, ax = plt.subplots(figsize=(6, 4))
         for name in _systems(sl):

@@ -6,7 +6,9 @@
 * T = 0 retrieval curves m(α) for each P (and both P = 2 theories);
 * finite-T RS curves m(α; T) for theory.finite_t_ps at theory.temperatures;
 * the AGS reaction factor r = 1/(1-C)² at the P = 2 noise loads;
-* a quadrature check: the finite-T solver at T = 10⁻³ against the closed T = 0 form.
+* a quadrature check: the finite-T solver at T = 10⁻³ against the closed T = 0 form;
+* the spin-glass (m = 0) state at RS and 1RSB (steps.rsb_dense.rsb) over theory.onersb.temperatures:
+  free energies, entropies, the Parisi parameter x (the spec's stretch goal).
 
     python -m steps.rsb_dense.theory scale=mini io.out=results/rsb_dense/theory.json
 """
@@ -21,7 +23,7 @@ from omegaconf import DictConfig
 from steps.core import metrics
 from steps.core.cli import need_io, run
 from steps.core.progress import Progress, log
-from steps.rsb_dense import rs
+from steps.rsb_dense import rs, rsb
 
 
 def _tag(x: float) -> str:
@@ -68,6 +70,14 @@ def main(cfg: DictConfig) -> dict:
     reaction = {f"a{_tag(float(a))}": {"alpha": float(a), **rs.ags_reaction(float(a))} for a in th.noise_alphas}
     check_alpha = 0.9 * crit["p4"]["alpha_c"] if "p4" in crit else 0.05
     low_t = rs.solve_finite_t(check_alpha, 1e-3, 4, nodes)
+    ob = th.onersb
+    sg = [rsb.spin_glass(int(ob.p), float(ob.alpha), float(t)) for t in ob.temperatures]
+    low = min(sg, key=lambda r: r["t"])
+    log.info(f"spin glass P={ob.p} α={ob.alpha} T={low['t']}: f_RS={low['f_rs']:.4f} s_RS={low['s_rs']:.3f}, "
+             f"f_1RSB={low['f_1rsb']:.4f} s_1RSB={low['s_1rsb']:.4f} x={low['x']:.3f}")
+    onersb = {"p": int(ob.p), "alpha": float(ob.alpha), "t_low": low["t"], "f_gap": low["f_gap"],
+              "s_rs": low["s_rs"], "s_1rsb": low["s_1rsb"], "x": low["x"], "q1": low["q1"],
+              "curves": {k: [r[k] for r in sg] for k in ("t", "f_rs", "f_1rsb", "f_para", "s_rs", "s_1rsb", "x", "q1", "q_rs")}}
     values = {
         "alpha_c": {"hardonly": {k: v["alpha_c"] for k, v in crit.items()}, "ags": {"p2": ags["alpha_c"]}},
         "m_c": {"hardonly": {k: v["m_c"] for k, v in crit.items()}, "ags": {"p2": ags["m_c"]}},
@@ -75,6 +85,7 @@ def main(cfg: DictConfig) -> dict:
         "ags_reaction": reaction,
         "curves": curves,
         "finite_t": finite_t,
+        "onersb": onersb,
         "checks": {"low_t_gap_p4": abs(low_t["m"] - rs.m_zero_t(check_alpha, 4)), "low_t_alpha": check_alpha},
     }
     metrics.write(out, cfg, "theory", "replica-symmetric theory: T = 0 capacities, retrieval curves, finite-T curves",
