@@ -91,7 +91,12 @@ def spin_glass(p: int, alpha: float, temperature: float) -> dict:
     def objective(x):
         return phi_1rsb(_solve_q(beta, j2, p, x), x, beta, j2, p)
 
-    res = minimize_scalar(objective, bounds=(1e-3, 1.0), method="bounded", options={"xatol": 1e-6})
+    # A coarse scan first: q(x) jumps to 0 (the paramagnet) where no 1RSB solution exists, so Φ(x)
+    # is not unimodal on (0, 1]; then a bounded refinement around the best grid point.
+    grid = np.linspace(0.02, 1.0, 50)
+    best = int(np.argmin([objective(x) for x in grid]))
+    lo, hi = grid[max(0, best - 1)], grid[min(len(grid) - 1, best + 1)]
+    res = minimize_scalar(objective, bounds=(float(lo), float(hi)), method="bounded", options={"xatol": 1e-6})
     x = float(res.x)
     q1 = _solve_q(beta, j2, p, x)
     f_1rsb = -phi_1rsb(q1, x, beta, j2, p) / beta
