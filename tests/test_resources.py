@@ -78,15 +78,20 @@ def test_check_job_reports_each_breach():
 
 
 def planned_jobs(text: str) -> list[tuple[str, dict]]:
-    """(rule, resources) of every job in a dry run's output."""
-    jobs, rule = [], None
+    """(rule, resources) of every job in a dry run's output; a job with a `paper` wildcard (the
+    generic report) also carries it as resources["_paper"]."""
+    jobs, rule, paper = [], None, None
     for line in text.splitlines():
         m = re.match(r"^(?:local)?rule (\S+):$", line)
         if m:
-            rule = m.group(1)
+            rule, paper = m.group(1), None
+        m = re.match(r"^\s+wildcards: .*\bpaper=(\w+)", line)
+        if m:
+            paper = m.group(1)
         m = re.match(r"^\s+resources: (.*)$", line)
         if m and rule:
-            jobs.append((rule, dict(kv.split("=", 1) for kv in m.group(1).split(", "))))
+            job = dict(kv.split("=", 1) for kv in m.group(1).split(", "))
+            jobs.append((rule, {**job, "_paper": paper} if paper else job))
             rule = None
     return jobs
 
@@ -103,9 +108,10 @@ def test_every_papers_rules_follow_the_resource_convention(scale):
     problems, gpu_rules = [], set()
     for paper in PAPERS:
         table = OmegaConf.to_container(config.compose(paper, scale).resources, resolve=True)
-        for rule, job in jobs:
-            if rule == "report" or rule.startswith(f"{paper}_"):
+        for rule, job in jobs:  # the generic report rule: only this paper's own report job
+            if (rule == "report" and job.get("_paper", paper) == paper) or rule.startswith(f"{paper}_"):
                 phase = rule.removeprefix(f"{paper}_")
+                job = {k: v for k, v in job.items() if k != "_paper"}
                 problems += resources.check_job(table, phase, job, site)
                 if resources.gpus(table, phase):
                     gpu_rules.add(rule)
