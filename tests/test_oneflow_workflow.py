@@ -23,7 +23,6 @@ def oneflow_smoke(tmp_path_factory):
     return work
 
 
-@pytest.mark.slow  # ≈ 30 s on the shared 2-core machine: with the other tests, over the 60 s budget
 def test_smoke_dag_end_to_end(oneflow_smoke):
     res = oneflow_smoke / "results" / "oneflow"
     for name in SMOKE:
