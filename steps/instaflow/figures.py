@@ -7,20 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.core.io import atomic_path, load_npz
+from steps.core import plots
+from steps.core.io import load_npz
 from steps.data.digits import to_images
 
 
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
 def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     out: list[tuple[str, str]] = []
     figdir = results_dir / "figures"
@@ -41,8 +34,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         ax.set_ylabel("FID (digits-classifier features)")
         ax.set_title(f"FID against sampling steps ({cfg.scale}; mean ± std over seeds)")
         ax.legend(fontsize=7)
-        _save(fig, figdir / "fid_vs_steps.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "fid_vs_steps.png")
         out.append(("FID against sampling steps", "figures/fid_vs_steps.png"))
 
         kinds = [k for k in ("exact", "partial", "vague") if k in fid["by_caption"]]
@@ -57,8 +49,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         ax.set_ylabel("one-step FID")
         ax.set_title("One-step FID by caption specificity")
         ax.legend(fontsize=7)
-        _save(fig, figdir / "fid_by_caption.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "fid_by_caption.png")
         out.append(("One-step FID by caption specificity", "figures/fid_by_caption.png"))
 
     samples = results_dir / "samples.npz"
@@ -76,8 +67,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             ax.set_title(name.removeprefix("grid_"), fontsize=9)
         fig.suptitle("Samples, same noises and captions for every variant; rows: "
                      + "; ".join(rows[:10:3]) + " … then the vague captions", fontsize=8)
-        _save(fig, figdir / "samples.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "samples.png")
         out.append(("Samples per variant (rows: 'the digit 0' … 'the digit 9', then vague captions)", "figures/samples.png"))
     return out
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.core.io import atomic_path, load_parquet
+from steps.core import plots
+from steps.core.io import load_parquet
 from steps.linf_regression.common import cell
 
 STYLE = {"gaussian": ("C0", "o", "-"), "srht": ("C1", "s", "-"), "countsketch": ("C3", "^", "--"),
@@ -33,11 +34,6 @@ def _loglog(ax) -> None:
         axis.set_minor_formatter(NullFormatter())
 
 
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
 def _instances(linf: dict) -> list[str]:
     return [k for k in linf if k not in ("eps_target", "slopes", "dims")]
 
@@ -50,10 +46,7 @@ def _trials(results_dir: Path):
 
 
 def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     out: list[tuple[str, str]] = []
     figdir = results_dir / "figures"
@@ -88,8 +81,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, bbox_to_anchor=(0.5, -0.06))
         fig.suptitle(f"Realised ε against m (p90 over trials; {cfg.scale}); theory: slope −1/2 for dense sketches")
-        _save(fig, figdir / "eps_vs_m.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "eps_vs_m.png")
         out.append(("Realised ε (p90) against sketch rows m, per instance; SRHT's fitted slope", "figures/eps_vs_m.png"))
 
         # 2. failure rates with Clopper–Pearson intervals
@@ -112,8 +104,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         axes[0][0].set_ylabel("P[realised ε > ε_target(c)] (95 % CI)")
         axes[0][-1].legend(fontsize=7)
         fig.suptitle("Failure rate of the ℓ∞ guarantee; dotted 0.05, dashed 0.2 (the claims' thresholds)")
-        _save(fig, figdir / "fail_rate.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "fail_rate.png")
         out.append(("Failure rate P[ε > ε_target] per sketch and c, with exact binomial intervals", "figures/fail_rate.png"))
 
         # 3. distributions at the headline c: ρ and ε, per instance
@@ -149,8 +140,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
                     ax.legend(fontsize=6)
                 fig.suptitle(f"Error concentration (top) and tail of realised ε (bottom) at {cell(hc)}")
                 fig.tight_layout()
-                _save(fig, figdir / "concentration.png")
-                plt.close(fig)
+                plots.save(fig, figdir / "concentration.png")
                 out.append((f"Concentration ρ and the tail of realised ε at {cell(hc)}", "figures/concentration.png"))
 
     timing = values.get("timing")
@@ -167,8 +157,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         ax.set_title(f"Time to form SA, d = {cfg.timing.d}, m = {cfg.timing.c} d ln n, {cfg.timing.blas_threads} BLAS thread(s)", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        _save(fig, figdir / "timing.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "timing.png")
         out.append(("Time to form SA against n, per sketch", "figures/timing.png"))
     return out
 

@@ -7,12 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.core.io import atomic_path, load_npz
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+from steps.core import plots
+from steps.core.io import load_npz
 
 
 def _label(g, i) -> str:
@@ -21,10 +17,7 @@ def _label(g, i) -> str:
 
 
 def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     out: list[tuple[str, str]] = []
     figdir = results_dir / "figures"
@@ -58,8 +51,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
     ax.set_ylabel("Balmer break <F_nu>4000-4100 / <F_nu>3620-3720")
     ax.set_title(f"Balmer break vs gas density ({cfg.scale}); grey: other T, N_H, U", fontsize=9)
     ax.legend(fontsize=7)
-    _save(fig, figdir / "break_vs_density.png")
-    plt.close(fig)
+    plots.save(fig, figdir / "break_vs_density.png")
     out.append(("Balmer break against gas density (grey: the other T, N_H, U of the grid)", "figures/break_vs_density.png"))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -79,8 +71,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         a.set_xlabel("log10 n_H (cm^-3)")
         a.legend(fontsize=7)
     fig.suptitle("n = 2 against its Boltzmann value (1 = LTE excitation), and ionisation", fontsize=9)
-    _save(fig, figdir / "n2_vs_density.png")
-    plt.close(fig)
+    plots.save(fig, figdir / "n2_vs_density.png")
     out.append(("n = 2 population against its LTE (Boltzmann) value, and the electron fraction", "figures/n2_vs_density.png"))
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -92,8 +83,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
     ax.set_ylabel("optical depth through the slab")
     ax.set_title(f"Optical depths, fiducial track ({_label(g, track[0])})", fontsize=9)
     ax.legend(fontsize=8)
-    _save(fig, figdir / "optical_depths.png")
-    plt.close(fig)
+    plots.save(fig, figdir / "optical_depths.png")
     out.append(("Balmer-continuum and Hα optical depths along the fiducial track", "figures/optical_depths.png"))
 
     if (results_dir / "spectra.npz").exists():
@@ -115,7 +105,6 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         axes[0].legend(fontsize=7)
         axes[1].set_title("zoom: the Balmer edge and the series' lines", fontsize=9)
         fig.suptitle("Transmitted spectra, fiducial track, C_f = 1, no dust (grey: break windows)", fontsize=9)
-        _save(fig, figdir / "spectra.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "spectra.png")
         out.append(("Transmitted AGN spectra at several densities", "figures/spectra.png"))
     return out

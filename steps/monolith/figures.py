@@ -8,26 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.core.io import atomic_path
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+from steps.core import plots
 
 
 def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     out: list[tuple[str, str]] = []
     figdir = results_dir / "figures"
 
     def done(fig, name, caption):
-        _save(fig, figdir / name)
-        plt.close(fig)
+        plots.save(fig, figdir / name)
         out.append((caption, f"figures/{name}"))
 
     e1, e2 = values.get("collisionless"), values.get("memory")

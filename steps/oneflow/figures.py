@@ -9,22 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.core.io import atomic_path
+from steps.core import plots
 
 KIND_COLOURS = {"all_reduce": "tab:blue", "reduce_scatter": "tab:orange", "all_gather": "tab:green",
                 "all_to_all": "tab:red", "p2p": "tab:purple"}
 
 
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
 def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     out: list[tuple[str, str]] = []
     figdir = results_dir / "figures"
@@ -44,8 +36,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         ax.set_ylabel("KiB on the wire per iteration (all ranks)")
         ax.set_title(f"Transfers the planner inserted, by placement ({cfg.scale})")
         ax.legend(fontsize=7)
-        _save(fig, figdir / "bytes_by_placement.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "bytes_by_placement.png")
         out.append(("Bytes per iteration by placement: measured (bars, by collective) and predicted (black)",
                     "figures/bytes_by_placement.png"))
     grid = values.get("bytes_grid")
@@ -69,8 +60,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         ax.set_ylabel("batch B")
         ax.set_title("TP / DP bytes per iteration (red: DP cheaper)")
         fig.colorbar(im, ax=ax, label="log2 ratio")
-        _save(fig, figdir / "grid_tp_over_dp.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "grid_tp_over_dp.png")
         out.append(("TP/DP bytes over the (B, H) grid and the planner's choice", "figures/grid_tp_over_dp.png"))
     pipe = values.get("pipeline")
     if pipe and pipe.get("idle"):
@@ -90,8 +80,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         a2.set_ylabel("peak in-flight micro-batches (max over stages)")
         a2.legend(fontsize=7)
         a2.set_title("Register quota bounds the activations held")
-        _save(fig, figdir / "pipeline_idle_peak.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "pipeline_idle_peak.png")
         out.append(("Pipeline: idle fraction and peak in-flight micro-batches over m and q", "figures/pipeline_idle_peak.png"))
         path = results_dir / "pipeline.json"
         extra = json.loads(path.read_text()).get("extra", {}) if path.exists() else {}
@@ -107,7 +96,6 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             ax.invert_yaxis()
             ax.set_xlabel("ms from the start of the iteration (blue forward, orange backward; numbers: micro-batch)")
             ax.set_title(f"Actor timeline of the last timed iteration, {tl['setting']}")
-            _save(fig, figdir / "pipeline_timeline.png")
-            plt.close(fig)
+            plots.save(fig, figdir / "pipeline_timeline.png")
             out.append((f"Actor timeline ({tl['setting']})", "figures/pipeline_timeline.png"))
     return out

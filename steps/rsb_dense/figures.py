@@ -7,14 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from steps.core.io import atomic_path
+from steps.core import plots
 
 THEORY_KEY = {"p2": [("p2_ags", "AGS RS (hard + soft)"), ("p2_hardonly", "hard-only RS")]}
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def _systems(cap: dict) -> list[str]:
@@ -55,10 +50,7 @@ def _curves(ax, name: str, cap: dict, theory: dict | None) -> None:
 
 
 def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     out: list[tuple[str, str]] = []
     figdir = results_dir / "figures"
@@ -69,8 +61,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         for ax, name in zip(np.atleast_1d(axes), names, strict=True):
             _curves(ax, name, cap[name], theory)
         fig.suptitle(f"Retrieval from 5 % noise: final overlap against load ({cfg.scale}; lines: thresholds 0.5 and m_c)")
-        _save(fig, figdir / "retrieval_curves.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "retrieval_curves.png")
         out.append(("Final overlap m(α) per N (Monte Carlo, mean ± s.e. over draws) and the RS theory", "figures/retrieval_curves.png"))
 
         fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4))
@@ -96,8 +87,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             ax.set_ylabel("α_c(N)")
             ax.set_title(f"P = {name[1:]}: finite-size extrapolation")
             ax.legend(fontsize=6)
-        _save(fig, figdir / "extrapolation.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "extrapolation.png")
         out.append(("Capacity α_c(N) against 1/N, the weighted fit and its N → ∞ limit, beside the RS theory", "figures/extrapolation.png"))
     if noise:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -120,8 +110,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         ax.set_ylabel("crosstalk variance / bare value")
         ax.set_title("Reaction term: crosstalk noise at the retrieval state")
         ax.legend(fontsize=6)
-        _save(fig, figdir / "noise.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "noise.png")
         out.append(("Crosstalk variance of the local fields over its bare value (1: no reaction term)", "figures/noise.png"))
     ob = (theory or {}).get("onersb")
     if ob:
@@ -139,8 +128,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         a2.set_ylabel("entropy s")
         a2.legend(fontsize=7)
         fig.suptitle(f"Spin-glass state, P = {ob['p']}, α = {ob['alpha']:g}: RS vs 1RSB (hard spin glass, J² = P!α/2)")
-        _save(fig, figdir / "onersb.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "onersb.png")
         out.append(("RS against 1RSB for the spin-glass state: free energy and entropy against T", "figures/onersb.png"))
     if sl:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -152,7 +140,6 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         ax.set_ylabel("mean final overlap m")
         ax.set_title("Storage scales as K ∝ N^{P-1}")
         ax.legend(fontsize=7)
-        _save(fig, figdir / "supralinear.png")
-        plt.close(fig)
+        plots.save(fig, figdir / "supralinear.png")
         out.append(("Overlap against N at fixed α (K ∝ N³) and at a load linear in N", "figures/supralinear.png"))
     return out
