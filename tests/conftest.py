@@ -52,6 +52,14 @@ def snakemake(workdir: Path, *args: str, timeout: int = 300, check: bool = True,
     return res
 
 
+def smoke_copy(tmp_path_factory, paper: str, timeout: int = 240) -> Path:
+    """A fresh copy of the repository in which `paper`'s smoke DAG has run through Snakemake
+    (for a module-scoped fixture of that paper's end-to-end tests)."""
+    work = copy_repo(tmp_path_factory.mktemp(f"{paper}_smoke"))
+    snakemake(work, "-c2", paper, "--config", "scale=smoke", timeout=timeout)
+    return work
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """The InstaFlow smoke DAG run once through Snakemake in a fresh copy of the repo."""

@@ -23,7 +23,7 @@ from steps.core import config
 from steps.core.errors import ArtifactError, ConfigError
 from steps.linf_regression import aggregate, fetch, problems, sketches
 from steps.linf_regression.common import cell, rng_for
-from tests.conftest import ROOT, copy_repo, snakemake
+from tests.conftest import ROOT, copy_repo, smoke_copy, snakemake
 
 PAPER = "linf_regression"
 
@@ -300,9 +300,7 @@ def test_full_scale_dry_run_plans_fetch_shards_and_cpu_rules_only():
 
 @pytest.fixture(scope="module")
 def lr_smoke(tmp_path_factory):
-    work = copy_repo(tmp_path_factory.mktemp("lr_smoke"))
-    snakemake(work, "-c2", "linf_regression", "--config", "scale=smoke", timeout=240)
-    return work
+    return smoke_copy(tmp_path_factory, "linf_regression")
 
 
 def test_smoke_dag_end_to_end(lr_smoke):

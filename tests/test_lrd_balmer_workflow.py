@@ -11,16 +11,14 @@ import sys
 import pytest
 
 from steps.core import metrics
-from tests.conftest import ROOT, copy_repo, snakemake
+from tests.conftest import ROOT, smoke_copy, snakemake
 
 METRICS = ("atomic", "levels", "balmer")
 
 
 @pytest.fixture(scope="module")
 def lrd_smoke(tmp_path_factory):
-    work = copy_repo(tmp_path_factory.mktemp("lrd_smoke"))
-    snakemake(work, "-c2", "lrd_balmer", "--config", "scale=smoke")
-    return work
+    return smoke_copy(tmp_path_factory, "lrd_balmer")
 
 
 def test_smoke_dag_end_to_end(lrd_smoke):

@@ -11,14 +11,12 @@ import pytest
 from steps.core import metrics
 from steps.core.cli import load
 from steps.core.errors import ArtifactError
-from tests.conftest import ROOT, copy_repo, snakemake
+from tests.conftest import ROOT, smoke_copy, snakemake
 
 
 @pytest.fixture(scope="module")
 def mono_smoke(tmp_path_factory):
-    work = copy_repo(tmp_path_factory.mktemp("mono_smoke"))
-    snakemake(work, "-c2", "monolith", "--config", "scale=smoke")
-    return work
+    return smoke_copy(tmp_path_factory, "monolith")
 
 
 def test_smoke_dag_end_to_end(mono_smoke):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from steps.core import metrics
-from tests.conftest import ROOT, copy_repo, snakemake
+from tests.conftest import ROOT, copy_repo, smoke_copy, snakemake
 
 SMOKE = ["unit", "equiv_dp", "equiv_tp", "bytes_grid", "pipeline"]
 TIMING = ("idle", "timing", "peak_inflight", "peak_minus_quota_max")  # wall-clock dependent (pipeline.py)
@@ -18,9 +18,7 @@ TIMING = ("idle", "timing", "peak_inflight", "peak_minus_quota_max")  # wall-clo
 
 @pytest.fixture(scope="module")
 def oneflow_smoke(tmp_path_factory):
-    work = copy_repo(tmp_path_factory.mktemp("oneflow_smoke"))
-    snakemake(work, "-c2", "oneflow", "--config", "scale=smoke", timeout=240)
-    return work
+    return smoke_copy(tmp_path_factory, "oneflow")
 
 
 def test_smoke_dag_end_to_end(oneflow_smoke):

@@ -8,14 +8,12 @@ import json
 import pytest
 
 from steps.core import metrics
-from tests.conftest import ROOT, copy_repo, snakemake
+from tests.conftest import ROOT, smoke_copy, snakemake
 
 
 @pytest.fixture(scope="module")
 def rsb_smoke(tmp_path_factory):
-    work = copy_repo(tmp_path_factory.mktemp("rsb_smoke"))
-    snakemake(work, "-c2", "rsb_dense", "--config", "scale=smoke")
-    return work
+    return smoke_copy(tmp_path_factory, "rsb_dense")
 
 
 def test_smoke_dag_end_to_end(rsb_smoke):
