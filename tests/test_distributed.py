@@ -354,6 +354,28 @@ def test_training_rules_launch_what_their_slurm_job_holds(scale, overrides):
     args = ["-n", "-p", "--forceall", "results/instaflow/fid.json", "--config", f"scale={scale}"]
     res = snakemake(ROOT, *args, *([f"instaflow={overrides}"] if overrides else []), timeout=240)
     jobs = planned(res.stdout + res.stderr)
+    launched = launches_matching_their_request(jobs)
+    want = {"full": {"instaflow_reflow", "instaflow_distill"}, "smoke": {"instaflow_teacher"}}[scale]
+    assert set(launched) == want, launched
+    if scale == "full":
+        kind = {r: launched[r]["launcher"] for r in want}
+        assert kind == ({r: "torchrun" for r in want} if not overrides else {r: "srun" for r in want})
+        print(f"\ninstaflow_reflow: {jobs['instaflow_reflow'][1].split(' > ')[0][:160]} ...\n"
+              f"  sbatch: {sbatch_line(jobs['instaflow_reflow'][0])}")
+
+
+def test_every_papers_full_scale_rules_launch_what_their_slurm_job_holds():
+    """The same check over every registered paper's full-scale DAG (e.g. OneFlow's multi-node
+    benchmarks beside InstaFlow's training rules)."""
+    res = snakemake(ROOT, "-n", "-p", "--forceall", "--config", "scale=full", timeout=240)
+    launched = launches_matching_their_request(planned(res.stdout + res.stderr))
+    assert {"instaflow_reflow", "instaflow_distill"} <= set(launched), launched
+
+
+def launches_matching_their_request(jobs: dict) -> dict:
+    """{rule: parsed launch} of the rules that start several processes, after asserting that
+    each launch matches the sbatch request the executor plugin builds from the rule's resources
+    (and that no rule asking for several GPUs or nodes starts a single process)."""
     launched = {}
     for rule, (job, shell) in jobs.items():
         launch = distributed.parse_launch(shell)
@@ -368,10 +390,4 @@ def test_training_rules_launch_what_their_slurm_job_holds(scale, overrides):
             assert sb["nodes"] == 1 and "--nodes=1" in sbatch_line(job), (rule, sbatch_line(job))
         else:
             assert sb["tasks_per_node"] == launch["procs_per_node"] and launch["cpus_per_task"] == sb["cpus_per_gpu"], (rule, launch, sb)
-    want = {"full": {"instaflow_reflow", "instaflow_distill"}, "smoke": {"instaflow_teacher"}}[scale]
-    assert set(launched) == want, launched
-    if scale == "full":
-        kind = {r: launched[r]["launcher"] for r in want}
-        assert kind == ({r: "torchrun" for r in want} if not overrides else {r: "srun" for r in want})
-        print(f"\ninstaflow_reflow: {jobs['instaflow_reflow'][1].split(' > ')[0][:160]} ...\n"
-              f"  sbatch: {sbatch_line(jobs['instaflow_reflow'][0])}")
+    return launched
