@@ -186,14 +186,3 @@ def _receiver(inbox: queue.Queue, kind: str, src: int, shape, m: int, parity: in
     return threading.Thread(target=run, daemon=True, name=f"recv-{kind}")
 
 
-def _receiver(inbox: queue.Queue, kind: str, src: int, shape, m: int, parity: int) -> threading.Thread:
-    """A receiving actor: takes the m messages of one kind from a neighbour stage, in order, and
-    hands each to the stage's inbox (a thread, so the compute actors never block on the wire)."""
-    def run():
-        for k in range(m):
-            buf = torch.empty(shape)
-            dist.recv(buf, src, tag=2 * k + parity)
-            inbox.put((kind, k, buf))
-
-    return threading.Thread(target=run, daemon=True, name=f"recv-{kind}")
-
