@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up paperzoo in .venv on a fresh Debian/Ubuntu machine with Python 3.11 (idempotent).
 #   bash scripts/setup.sh            # then: . .venv/bin/activate
-# Installs python3-venv and r-cran-dslabs with apt when they are missing (as root), torch (the CPU build where no
+# Installs python3-venv and the Debian data packages (APT_DATA below) with apt when missing (as root), torch (the CPU build where no
 # NVIDIA GPU is present), and paperzoo with its declared dependencies (pyproject.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,13 +24,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 # Debian packages a paper's mini data comes from (DATA.md): MovieLens ratings (monolith) are
-# exported from the r-cran-dslabs package. Smoke and the tests do not need it.
-if ! Rscript -e 'suppressMessages(library(dslabs))' >/dev/null 2>&1; then
+# exported from r-cran-dslabs; Fashion-MNIST (the compression papers) from dataset-fashion-mnist;
+# fonts for rendered text (textatlas5m). The smoke tests skip what is missing.
+APT_DATA="r-cran-dslabs dataset-fashion-mnist fonts-dejavu-core fonts-liberation fonts-freefont-ttf"
+missing=$(for p in $APT_DATA; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends r-cran-dslabs >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
   else
-    echo "note: monolith's mini scale reads MovieLens from r-cran-dslabs;" \
-         "install it with: apt-get install --no-install-recommends r-cran-dslabs" >&2
+    echo "note: some papers' mini data comes from Debian packages; install them with:" \
+         "apt-get install --no-install-recommends" $missing >&2
   fi
 fi
 
