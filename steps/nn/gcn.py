@@ -26,7 +26,7 @@ class Adjacency:
     `weights` (E,) or None (all 1); a zero weight removes the edge."""
 
     def __init__(self, edges: torch.Tensor | np.ndarray, n: int, weights: torch.Tensor | None = None,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, csr: bool = True):
         e = torch.as_tensor(np.asarray(edges), dtype=torch.long) if not torch.is_tensor(edges) else edges.long()
         device = weights.device if weights is not None else (device or "cpu")
         e = e.to(device)
@@ -39,7 +39,9 @@ class Adjacency:
         deg = torch.zeros(n, dtype=vals.dtype, device=device).index_add(0, self.dst, vals)
         dinv = deg.clamp_min(1e-12).rsqrt()
         self.values = dinv[self.src] * vals * dinv[self.dst]
-        self.differentiable = weights is not None and weights.requires_grad
+        # index_add message passing where Â must stay differentiable in the weights (or csr=False:
+        # a graph used once, not worth a CSR build); a CSR product otherwise
+        self.differentiable = (weights is not None and weights.requires_grad) or not csr
         self.nnz = int(e.shape[1] if weights is None else int((w != 0).sum())) * 2 + n
         if not self.differentiable:
             keep = self.values != 0

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from steps.core.progress import log
 from steps.nn import gcn
 from steps.teddy import mechanism
 from steps.teddy.train import Graph, accuracy, fit, new_model
@@ -54,7 +55,7 @@ def learn_masks(g: Graph, model: gcn.GCN, alive_e: torch.Tensor, alive_w: list[t
         opt.step()
         model.eval()
         with torch.no_grad():
-            adj = gcn.Adjacency(edges, g.n, weights=(m_e * alive_e).detach())
+            adj = gcn.Adjacency(edges, g.n, weights=(m_e * alive_e).detach(), csr=False)
             val = accuracy(model(g.x, adj, [(m * a).detach() for m, a in zip(m_w, alive_w, strict=True)]), g.y, g.val)
         if val >= best_val:
             best_val, best = val, (m_e.detach().clone(), [m.detach().clone() for m in m_w])
@@ -83,6 +84,8 @@ def run(g: Graph, cfg, seed: int, levels: list[int], on_level=None) -> list[dict
             alive_w.append(flat_alive[start:start + p.numel()].view_as(p))
             start += p.numel()
         spent += time.perf_counter() - t0
+        log.info(f"UGS seed {seed} round {k}/{max(levels)}: edges {1 - float(alive_e.float().mean()):.3f} and weights "
+                 f"{1 - float(flat_alive.float().mean()):.3f} pruned, {spent:.1f} s so far")
         if k in levels:
             model.load_state_dict(theta0)  # rewind, then train the ticket with fixed masks
             adj = gcn.Adjacency(g.edges[:, alive_e.cpu().numpy()], g.n, device=g.device)
