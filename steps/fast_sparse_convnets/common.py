@@ -20,21 +20,34 @@ def fmt_width(w: float) -> str:
     return f"{float(w):g}"
 
 
-def load_data(cfg: DictConfig, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y) of a split: Fashion-MNIST (smoke, mini) or an ImageNet-layout folder (full)."""
+class InMemory:
+    """A split held as tensors (Fashion-MNIST); `get(idx)` is a minibatch."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray):
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def get(self, idx, step: int = 0):
+        return self.x[idx], self.y[idx]
+
+
+def load_data(cfg: DictConfig, split: str):
+    """A split with len() and get(idx, step) -> (x, y): Fashion-MNIST (smoke, mini) or an
+    ImageNet-layout image folder decoded per minibatch (full)."""
     d = cfg.data
-    n = int(d.n_train if split == "train" else d.n_test) if d.get(f"n_{split}") is not None else None
+    n = d.get(f"n_{split}")
+    n = int(n) if n is not None else None
     if d.source == "fashion_mnist":
         from steps.data import fashion_mnist
 
-        x, y = fashion_mnist.load(split, n=n, size=int(d.size), seed=int(d.seed))
-    elif d.source == "image_folder":
+        return InMemory(*fashion_mnist.load(split, n=n, size=int(d.size), seed=int(d.seed)))
+    if d.source == "image_folder":
         from steps.fast_sparse_convnets import imagenet
 
-        x, y = imagenet.load(d, split, n)
-    else:
-        raise ConfigError(f"data.source must be fashion_mnist or image_folder, got {d.source!r}")
-    return torch.from_numpy(x), torch.from_numpy(y)
+        return imagenet.Folder(d, split, n, int(d.seed))
+    raise ConfigError(f"data.source must be fashion_mnist or image_folder, got {d.source!r}")
 
 
 def steps_per_epoch(n: int, batch: int) -> int:
@@ -59,8 +72,8 @@ def optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(model.parameters(), lr=float(cfg.train.lr), weight_decay=float(cfg.train.weight_decay))
 
 
-def train(cfg: DictConfig, model, opt, x, y, out, first: int, last: int, total: int, seed: int,
-          on_step=None, desc: str | None = None, **state) -> TrainLoop:
+def train(cfg: DictConfig, model, opt, data, out, first: int, last: int, total: int, seed: int,
+          on_step=None, desc: str | None = None, device=None, **state) -> TrainLoop:
     """Train global steps [first, last) of a `total`-step cosine schedule, resumable.
     `on_step(step)` runs before each step's forward pass (the pruning schedule), and again
     after the optimiser step with after=True (re-applying masks)."""
@@ -73,8 +86,10 @@ def train(cfg: DictConfig, model, opt, x, y, out, first: int, last: int, total: 
             g["lr"] = lr_at(cfg, step, total)
         if on_step is not None:
             on_step(step, after=False)
-        idx = batch_indices(seed, len(y), batch, step)
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        xb, yb = data.get(batch_indices(seed, len(data), batch, step), step)
+        if device is not None:
+            xb, yb = xb.to(device), yb.to(device)
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -85,19 +100,22 @@ def train(cfg: DictConfig, model, opt, x, y, out, first: int, last: int, total: 
 
 
 @torch.no_grad()
-def accuracy(model, x, y, batch: int = 1000) -> float:
+def accuracy(model, data, batch: int = 1000, device=None) -> float:
     model.eval()
     correct = 0
-    for i in range(0, len(y), batch):
-        correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
-    return correct / len(y)
+    for i in range(0, len(data), batch):
+        xb, yb = data.get(torch.arange(i, min(i + batch, len(data))))
+        if device is not None:
+            xb, yb = xb.to(device), yb.to(device)
+        correct += int((model(xb).argmax(1) == yb).sum())
+    return correct / len(data)
 
 
-def set_threads(cfg: DictConfig) -> str:
+def set_device(cfg: DictConfig, device: str | None = None):
+    """(torch.device, description): training follows cfg.device (a GPU at full scale)."""
     from steps.core.device import setup
 
-    _, desc = setup("cpu", int(cfg.threads))
-    return desc
+    return setup(device or str(cfg.device), int(cfg.threads))
 
 
 def seed_all(seed: int) -> None:

@@ -37,7 +37,7 @@ def sparse_kind(block: int) -> str:
     return "csr" if block == 1 else "bsr4"
 
 
-def evaluate(cfg: DictConfig, arm: dict, path: Path, x, y) -> dict:
+def evaluate(cfg: DictConfig, arm: dict, path: Path, data) -> dict:
     from threadpoolctl import threadpool_limits
 
     from steps.fast_sparse_convnets.engine import Engine, interleaved_latency
@@ -47,13 +47,14 @@ def evaluate(cfg: DictConfig, arm: dict, path: Path, x, y) -> dict:
     model = build(cfg.model, arm["width"])
     model.load_state_dict(ck["state"]["model"])
     model.eval()
-    acc = common.accuracy(model, x, y)
+    acc = common.accuracy(model, data)
+    n_check = min(int(cfg.frontier.check_images), len(data))
+    x, _ = data.get(torch.arange(n_check))
     example = x[:1]
     acct = compression.account(model, example, fmt="csr" if arm["block"] else "dense")
     net = export(model)
     kinds = ([sparse_kind(arm["block"])] if arm["block"] else []) + ["dense_loop", "blas"]
     engines = {k: Engine(net, k, int(cfg.kernels.strip), tuple(x.shape[1:])) for k in kinds}
-    n_check = min(int(cfg.frontier.check_images), len(y))
     with torch.no_grad():
         ref = model(x[:n_check]).numpy()
     err = {k: float(max(np.abs(e(x[i].numpy()) - ref[i]).max() for i in range(n_check))) for k, e in engines.items()}
@@ -101,14 +102,14 @@ def matched(models: dict, arms: list[dict], narrow: list[float], tol: float) -> 
 def main(cfg: DictConfig) -> dict:
     models_dir, out = need_io(cfg, "models", "out")
     t0 = time.monotonic()
-    device = common.set_threads(cfg)
+    _, device = common.set_device(cfg, "cpu")  # latency is a CPU measurement (the paper: ARM CPUs)
     torch.set_num_threads(1)  # batch-1 latency on one thread; accuracy is cheap anyway
-    x, y = common.load_data(cfg, "test")
+    data = common.load_data(cfg, "test")
     arms = common.arms(cfg)
     models = {}
     progress = Progress(len(arms), "frontier", cfg.progress.every_s)
     for arm in arms:
-        models[arm["key"]] = evaluate(cfg, arm, Path(models_dir) / f"{arm['file']}.pt", x, y)
+        models[arm["key"]] = evaluate(cfg, arm, Path(models_dir) / f"{arm['file']}.pt", data)
         progress.update(1, acc=models[arm["key"]]["accuracy"], ms=models[arm["key"]]["latency_ms"])
     progress.close()
     sparse = [models[a["key"]] for a in arms if a["block"]]

@@ -36,16 +36,17 @@ def main(cfg: DictConfig) -> dict:
     if not 0.0 < sparsity < 1.0 or block < 1:
         raise ConfigError(f"prune needs 0 < sparsity < 1 and block ≥ 1, got {sparsity}, {block}")
     t0 = time.monotonic()
-    device = common.set_threads(cfg)
+    dev, device = common.set_device(cfg)
     common.seed_all(int(cfg.seed))
     dense = checkpoint.load(dense_path, "dense checkpoint")
     width = float(dense["state"]["meta"]["width"])
-    x, y = common.load_data(cfg, "train")
+    data = common.load_data(cfg, "train")
     model = build(cfg.model, width)
     model.load_state_dict(dense["state"]["snapshot"]["model"])
+    model.to(dev)
     opt = common.optimizer(cfg, model)
     opt.load_state_dict(dense["state"]["snapshot"]["optimizer"])
-    per = common.steps_per_epoch(len(y), int(cfg.train.batch))
+    per = common.steps_per_epoch(len(data), int(cfg.train.batch))
     total = per * int(cfg.train.epochs)
     first = int(dense["state"]["meta"]["snapshot_step"])
     t_begin, t_end = first, per * int(cfg.prune.end_epoch)
@@ -61,8 +62,8 @@ def main(cfg: DictConfig) -> dict:
             masks["m"] = [magnitude_mask(c.weight, s, block) for c in model.pointwise()]
             apply_masks(model, masks["m"])
 
-    loop = common.train(cfg, model, opt, x, y, out, first, total, total, int(cfg.seed), on_step=on_step,
-                        desc=f"prune w{common.fmt_width(width)} s{sparsity:g} b{block}", masks=masks)
+    loop = common.train(cfg, model, opt, data, out, first, total, total, int(cfg.seed), on_step=on_step,
+                        desc=f"prune w{common.fmt_width(width)} s{sparsity:g} b{block}", device=dev, masks=masks)
     # the final mask at exactly the target (the last update may precede t_end at smoke scale)
     final = [magnitude_mask(c.weight, sparsity, block) for c in model.pointwise()]
     if any(bool((m0 != m1).any()) for m0, m1 in zip(final, masks["m"], strict=True)):
@@ -70,7 +71,7 @@ def main(cfg: DictConfig) -> dict:
     achieved = layer_sparsity(model)
     meta = {"width": width, "sparsity": sparsity, "block": block, "layer_sparsity": achieved,
             "train": loop.record(), "device": device}
-    checkpoint.save(out, cfg, total, model=model, meta=meta)
+    checkpoint.save(out, cfg, total, model=model.cpu(), meta=meta)
     loop.finish()
     log.info(f"pruned w{width:g} s{sparsity} b{block}: layer sparsity {[round(a, 3) for a in achieved]} "
              f"in {time.monotonic() - t0:.1f} s")

@@ -25,28 +25,28 @@ from steps.fast_sparse_convnets.model import build
 def main(cfg: DictConfig) -> dict:
     width, out = need_io(cfg, "width", "out")
     t0 = time.monotonic()
-    device = common.set_threads(cfg)
+    dev, device = common.set_device(cfg)
     common.seed_all(int(cfg.seed))
-    x, y = common.load_data(cfg, "train")
-    model = build(cfg.model, float(width))
+    data = common.load_data(cfg, "train")
+    model = build(cfg.model, float(width)).to(dev)
     opt = common.optimizer(cfg, model)
-    per = common.steps_per_epoch(len(y), int(cfg.train.batch))
+    per = common.steps_per_epoch(len(data), int(cfg.train.batch))
     total = per * int(cfg.train.epochs)
     snap_step = per * int(cfg.prune.begin_epoch)
     snaps = checkpoint.Snapshots()
 
     def on_step(step, after):
         if not after and step == snap_step and "model" not in snaps:
-            snaps["model"] = copy.deepcopy(model.state_dict())
+            snaps["model"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             snaps["optimizer"] = copy.deepcopy(opt.state_dict())
 
-    loop = common.train(cfg, model, opt, x, y, out, 0, total, total, int(cfg.seed), on_step=on_step,
-                        desc=f"dense w{common.fmt_width(width)}", snaps=snaps)
+    loop = common.train(cfg, model, opt, data, out, 0, total, total, int(cfg.seed), on_step=on_step,
+                        desc=f"dense w{common.fmt_width(width)}", device=dev, snaps=snaps)
     if "model" not in snaps:  # begin_epoch == epochs: the snapshot is the final model
         snaps["model"], snaps["optimizer"] = model.state_dict(), opt.state_dict()
     meta = {"width": float(width), "steps": total, "snapshot_step": snap_step,
             "train": loop.record(), "device": device}
-    checkpoint.save(out, cfg, total, model=model, snapshot=dict(snaps), meta=meta)
+    checkpoint.save(out, cfg, total, model=model.cpu(), snapshot=dict(snaps), meta=meta)
     loop.finish()
     log.info(f"dense w{width}: {total} steps in {time.monotonic() - t0:.1f} s")
     return meta
