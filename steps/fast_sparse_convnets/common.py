@@ -68,8 +68,12 @@ def batch_indices(seed: int, n: int, batch: int, step: int) -> torch.Tensor:
     return perm[k * batch:(k + 1) * batch]
 
 
-def optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=float(cfg.train.lr), weight_decay=float(cfg.train.weight_decay))
+def optimizer(cfg: DictConfig, model: torch.nn.Module):
+    """Adam with L2 weight decay (steps.nn.optim: torch's Adam arithmetic without the ≈ 1 s
+    torch._dynamo import that torch.optim's first step costs)."""
+    from steps.nn.optim import Adam
+
+    return Adam(model.parameters(), lr=float(cfg.train.lr), weight_decay=float(cfg.train.weight_decay))
 
 
 def train(cfg: DictConfig, model, opt, data, out, first: int, last: int, total: int, seed: int,
@@ -82,8 +86,7 @@ def train(cfg: DictConfig, model, opt, data, out, first: int, last: int, total: 
     batch = int(cfg.train.batch)
     for i in loop:
         step = first + i
-        for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, step, total)
+        opt.lr = lr_at(cfg, step, total)
         if on_step is not None:
             on_step(step, after=False)
         xb, yb = data.get(batch_indices(seed, len(data), batch, step), step)
@@ -95,7 +98,7 @@ def train(cfg: DictConfig, model, opt, data, out, first: int, last: int, total: 
         opt.step()
         if on_step is not None:
             on_step(step, after=True)
-        loop.log(loss=float(loss))
+        loop.log(loss=float(loss.detach()))
     return loop
 
 
