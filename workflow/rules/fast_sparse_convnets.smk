@@ -9,13 +9,9 @@ FSC_M, FSC_R = "models/fast_sparse_convnets", "results/fast_sparse_convnets"
 _FSC = CFG["fast_sparse_convnets"]
 
 
-def _fsc_g(v):
-    return f"{float(v):g}"
-
-
-FSC_DENSE = [f"{FSC_M}/dense_w{_fsc_g(w)}.pt" for w in _FSC.model.widths]
+FSC_DENSE = [f"{FSC_M}/dense_w{float(w):g}.pt" for w in _FSC.model.widths]
 FSC_SPARSE = [
-    f"{FSC_M}/sparse_w{_fsc_g(w)}_s{_fsc_g(s)}_b{int(b)}.pt"
+    f"{FSC_M}/sparse_w{float(w):g}_s{float(s):g}_b{int(b)}.pt"
     for w in _FSC.prune.widths
     for s in _FSC.prune.sparsities
     for b in _FSC.prune.blocks
