@@ -74,6 +74,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
                 ax.plot(s, [r[f"speedup_bsr4_vs_{ref}"] for r in rows.values()], "s--", label=f"1×4 BSR {name}")
         for ax, title in ((axes[0], "speed-up over the same-loop dense kernel"), (axes[1], "speed-up over BLAS sgemm")):
             ax.axhline(1.0, color="k", lw=0.6)
+            ax.set_yscale("log")
             ax.set_xlabel("sparsity")
             ax.set_ylabel("speed-up (×)")
             ax.set_title(title, fontsize=9)
