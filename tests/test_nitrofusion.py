@@ -134,3 +134,17 @@ def test_refine_without_renoise_is_one_step_and_uses_the_same_weights():
     gen.register_forward_hook(lambda *a: calls.append(1))
     refine(gen, z, c, [0.5, 0.75, 0.9], torch.Generator().manual_seed(0))
     assert len(calls) == 4
+
+
+def test_dvc_stage_takes_the_borrowed_instaflow_outputs_as_deps():
+    import pytest
+
+    from steps.core import dvc_sync
+    from steps.core.errors import ConfigError
+
+    outs = ["models/instaflow/rf1_s0.pt", "data/instaflow/digits.npz", "results/nitrofusion/fid.json"]
+    st = dvc_sync.paper_stage("nitrofusion", "mini", outs, [], figures=False, others=["instaflow", "nitrofusion"])
+    assert {"models/instaflow", "data/instaflow"} <= set(st["deps"]) and "results/instaflow" not in st["deps"]
+    assert st["outs"] == ["results/nitrofusion"]
+    with pytest.raises(ConfigError, match="cannot be versioned per paper"):
+        dvc_sync.paper_stage("nitrofusion", "mini", outs, [], figures=False)
