@@ -116,16 +116,22 @@ def dag_outputs(root: Path, paper: str, scale: str) -> list[str]:
 # ---------------------------------------------------------------- dvc.yaml
 
 
-def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequence[str], figures: bool) -> dict:
+def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequence[str], figures: bool,
+                others: Sequence[str] = ()) -> dict:
     """The DVC stage of a paper from its DAG's outputs: data/<paper>, models/<paper> and
     results/<paper> as directories (DVC rewrites a single-file output on every commit, which
     would hide from Snakemake whether it wrote the file; it leaves a directory's files alone),
     results/<paper>/*.json as top-level metrics, the figures and results/<paper>/*.csv|tsv as
     top-level plots.
-    Everything persists: Snakemake, not DVC, decides what to redo."""
+    Everything persists: Snakemake, not DVC, decides what to redo.
+    Outputs of the registered papers `others` that the DAG builds on (e.g. InstaFlow's teacher,
+    consumed by NitroFusion through declared inputs) are that paper's stage outputs: their
+    directories become deps of this stage, which orders the two stages in DVC."""
     outputs = sorted(set(outputs))
     dirs = [f"data/{paper}", f"models/{paper}", f"results/{paper}"]
-    stray = [o for o in outputs if not any(o.startswith(d + "/") for d in dirs)]
+    theirs = [f"{kind}/{o}" for o in others if o != paper for kind in ("data", "models", "results")]
+    borrowed = [d for d in theirs if any(x.startswith(d + "/") for x in outputs)]
+    stray = [o for o in outputs if not any(o.startswith(d + "/") for d in dirs + borrowed)]
     if stray:
         raise ConfigError(
             f"{paper}: outputs outside {', '.join(d + '/' for d in dirs)} cannot be versioned per paper: "
@@ -134,7 +140,8 @@ def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequ
     res = f"results/{paper}/"
     return {
         "cmd": f"python -m steps.core.dvc_sync run {paper} --scale ${{scale}}",
-        "deps": [*SHARED_DEPS, f"params/scale/{scale}.yaml", *rule_files, f"steps/{paper}", f"params/{paper}/claims.yaml"],
+        "deps": [*SHARED_DEPS, f"params/scale/{scale}.yaml", *rule_files, f"steps/{paper}", f"params/{paper}/claims.yaml",
+                 *borrowed],
         "params": [f"params/{paper}/base.yaml", f"params/{paper}/{scale}.yaml"],
         "outs": [d for d in dirs if any(o.startswith(d + "/") for o in outputs)],
         "metrics": [o for o in outputs if o.startswith(res) and o.endswith(".json")],
@@ -193,7 +200,7 @@ def generate(root: Path, scale: str) -> str:
             raise ConfigError(f"paper slug '{p}' cannot name a DVC stage")
         rules = [f"workflow/rules/{stem}.smk" for stem in rule_stems if rule_owner(stem, names) == p]
         figures = bool(pzconfig.compose(p, scale).report.get("figures"))
-        stages[p] = paper_stage(p, scale, dag_outputs(root, p, scale), rules, figures)
+        stages[p] = paper_stage(p, scale, dag_outputs(root, p, scale), rules, figures, others=names)
     stages["index"] = index_stage(names)
     return render(scale, stages)
 
