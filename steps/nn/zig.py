@@ -405,7 +405,7 @@ class GroupIndex:
         for name, p, dim, gids in self.entries:
             ta = p.detach() if a is None else a[name]
             tb = p.detach() if b is None else b[name]
-            s = self._reduce(ta * tb, dim).double()
+            s = self._reduce(ta * tb, dim).double().cpu()  # (G,) bookkeeping stays on the CPU
             m = gids >= 0
             out.index_add_(0, gids[m], s[m])
         return out
@@ -420,7 +420,7 @@ class GroupIndex:
                 v = torch.where(gids >= 0, values.to(p.dtype)[gids.clamp_min(0)], torch.zeros((), dtype=p.dtype))
                 shape = [1] * p.dim()
                 shape[dim] = -1
-                return v.view(shape).expand_as(p)
+                return v.to(p.device).view(shape).expand_as(p)
         raise KeyError(name)
 
     def member_mask(self, name: str) -> torch.Tensor:
@@ -428,7 +428,7 @@ class GroupIndex:
             if n == name:
                 shape = [1] * p.dim()
                 shape[dim] = -1
-                return (gids >= 0).view(shape).expand_as(p)
+                return (gids >= 0).to(p.device).view(shape).expand_as(p)
         raise KeyError(name)
 
     @torch.no_grad()
@@ -439,13 +439,13 @@ class GroupIndex:
             sel = torch.where(gids >= 0, mask[gids.clamp_min(0)], torch.zeros((), dtype=torch.bool))
             shape = [1] * p.dim()
             shape[dim] = -1
-            p.masked_fill_(sel.view(shape).expand_as(p), 0.0)
+            p.masked_fill_(sel.to(p.device).view(shape).expand_as(p), 0.0)
 
     def zero_groups(self) -> torch.Tensor:
         """Bool (G,): groups whose every parameter slice is exactly zero."""
         nz = torch.zeros(self.num_groups, dtype=torch.float64)
         for _, p, dim, gids in self.entries:
-            s = self._reduce((p.detach() != 0).double(), dim)
+            s = self._reduce((p.detach() != 0).double(), dim).cpu()
             m = gids >= 0
             nz.index_add_(0, gids[m], s[m])
         return nz == 0
