@@ -5,13 +5,10 @@
 OT_M, OT_R = "models/otov2", "results/otov2"
 
 
-def _otov2_runs():
-    c = CFG["otov2"].runs
-    out = ["dense_s0"] if c.dense else []
-    return out + [f"{a}_s{int(round(float(s) * 100))}" for a in c.arms for s in c.sparsities]
-
-
-OT_RUNS = _otov2_runs()
+# Every trained run: the dense reference (when runs.dense) and each arm × target sparsity.
+OT_RUNS = (["dense_s0"] if CFG["otov2"].runs.dense else []) + [
+    f"{a}_s{int(round(float(s) * 100))}" for a in CFG["otov2"].runs.arms for s in CFG["otov2"].runs.sparsities
+]
 
 
 rule otov2:
