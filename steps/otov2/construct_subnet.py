@@ -1,0 +1,53 @@
+"""Phase `construct_subnet`: every trained network → its compact subnetwork (all-zero ZIGs
+removed), and the check that the two give the same outputs on test images.
+
+    python -m steps.otov2.construct_subnet scale=mini io.partition=... io.models=models/otov2 io.out=results/otov2/equivalence.json
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from steps.core import checkpoint, metrics
+from steps.core.cli import need_io, run
+from steps.core.io import atomic_path, read_json
+from steps.core.progress import log
+
+
+def main(cfg: DictConfig) -> dict:
+    import torch
+
+    from steps.nn import compression, zig
+    from steps.otov2.common import data, model, run_name, runs
+
+    part_path, models, out = need_io(cfg, "partition", "models", "out")
+    t0 = time.monotonic()
+    part = zig.Partition.from_dict(read_json(part_path, "ZIG partition"))
+    xt, _ = data(cfg, "test")
+    x = xt[: int(cfg.construct.check_images)]
+    values = {}
+    for arm, s in runs(cfg):
+        name = run_name(arm, s)
+        payload = checkpoint.load(Path(models) / f"{name}.pt", f"trained model {name}")
+        net = model(cfg)
+        net.load_state_dict(payload["state"]["model"])
+        compact = zig.construct_subnet(net, part)
+        diff = zig.max_abs_diff(net, compact, x)
+        p_full = compression.count_params(net)["total"]
+        p_comp = compression.count_params(compact)["total"]
+        with atomic_path(Path(models) / f"{name}_compact.pt") as tmp, open(tmp, "wb") as f:
+            torch.save(compact, f)
+        values[name] = {"max_abs_diff": diff, "removed_groups": int(zig.GroupIndex(net, part).zero_groups().sum()),
+                        "params_full": p_full, "params_compact": p_comp}
+        log.info(f"{name}: {p_full} → {p_comp} parameters, max |full − compact| = {diff:.2e}")
+    worst = max(v["max_abs_diff"] for v in values.values())
+    metrics.write(out, cfg, "equivalence", f"max |f_full(x) − f_compact(x)| on {len(x)} test images, per run",
+                  {"runs": values, "max_abs_diff": worst, "images": len(x)}, time.monotonic() - t0, "cpu")
+    return values
+
+
+if __name__ == "__main__":
+    run(main, "otov2", "construct_subnet")

@@ -1,0 +1,70 @@
+"""Phase `evaluate`: test accuracy of every compact network and its compression accounting
+(steps.nn.compression: parameters, FLOPs, storage, measured latency), arranged for the claims.
+
+    python -m steps.otov2.evaluate scale=mini io.partition=... io.models=models/otov2 io.out=results/otov2/accuracy.json
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from steps.core import checkpoint, metrics
+from steps.core.cli import need_io, run
+from steps.core.errors import ArtifactError
+from steps.core.io import read_json
+from steps.core.progress import log
+
+
+def main(cfg: DictConfig) -> dict:
+    import torch
+
+    from steps.nn import compression, zig
+    from steps.otov2.common import accuracy, data, run_name, runs
+
+    part_path, models, out = need_io(cfg, "partition", "models", "out")
+    t0 = time.monotonic()
+    torch.set_num_threads(1)
+    part = zig.Partition.from_dict(read_json(part_path, "ZIG partition"))
+    xt, yt = data(cfg, "test")
+    example = xt[:1]
+    ev = cfg.evaluate
+    per_run, by_arm = {}, {}
+    for arm, s in runs(cfg):
+        name = run_name(arm, s)
+        meta = checkpoint.load(Path(models) / f"{name}.pt", f"trained model {name}")["state"]["meta"]
+        path = Path(models) / f"{name}_compact.pt"
+        try:
+            compact = torch.load(path, weights_only=False)
+        except FileNotFoundError:
+            raise ArtifactError(f"compact model {path} is missing: run otov2_construct_subnet") from None
+        acc = accuracy(compact, xt, yt)
+        account = compression.account(compact, example, latency_threads=1 if ev.latency else None)
+        row = {
+            "target_sparsity": s, "acc": 100 * acc, "acc_full": 100 * meta["acc_full"],
+            "group_sparsity": meta["group_sparsity"], "groups_removed": round(meta["group_sparsity"] * part.num_groups),
+            "params": account["params"]["total"], "mflops": account["flops"]["dense"] / 1e6,
+            "storage_mb": account["storage_mb"],
+            "latency_ms": 1e3 * account["latency"]["median_s"] if "latency" in account else None,
+            "train_wall_s": meta["wall_time_s"],
+        }
+        per_run[name] = row
+        by_arm.setdefault(arm, {})[f"s{int(round(s * 100))}"] = row
+        log.info(f"{name}: acc {row['acc']:.2f} %, {row['params']} params, {row['mflops']:.3f} MFLOPs, "
+                 f"group sparsity {row['group_sparsity']:.3f}")
+    values = {**by_arm, "runs": per_run, "num_groups": part.num_groups}
+    dense = by_arm.get("dense", {}).get("s0")
+    if dense:
+        for rows in by_arm.values():
+            for row in rows.values():
+                row["flops_ratio"] = row["mflops"] / dense["mflops"]
+                row["params_ratio"] = row["params"] / dense["params"]
+    metrics.write(out, cfg, "accuracy", "test accuracy (%) of the compact networks, their parameters, FLOPs, "
+                  "storage and latency (1 thread), per arm and target group sparsity", values, time.monotonic() - t0, "cpu")
+    return values
+
+
+if __name__ == "__main__":
+    run(main, "otov2", "evaluate")

@@ -1,0 +1,116 @@
+"""Phase `train`: one arm at one target group sparsity, one training run of `train.epochs`.
+
+Arms (all share the data order, the SGD arithmetic — DHSPG's plain-SGD path — and the schedule):
+* dense: no pruning (the reference);
+* dhspg: OTOv2 — DHSPG over the ZIGs (partition at dhspg.partition_epoch, half-space projection
+  from dhspg.hsp_epoch); NO fine-tuning afterwards;
+* lasso: the multi-stage baseline — group-lasso penalty λ Σ_g ‖x_g‖ on every ZIG, then at
+  epochs − lasso.finetune_epochs the groups with the smallest norms are zeroed (target share)
+  and the rest fine-tuned with them held at zero (same total epochs);
+* random: at random.prune_epoch a seeded random target share of the groups is zeroed and held
+  at zero; training continues.
+
+    python -m steps.otov2.train scale=mini io.arm=dhspg io.sparsity=0.5 io.partition=models/otov2/zig_groups.json io.out=models/otov2/dhspg_s50.pt
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from omegaconf import DictConfig
+
+from steps.core import checkpoint, seeding
+from steps.core.cli import need_io, run
+from steps.core.errors import ConfigError
+from steps.core.io import read_json
+from steps.core.progress import log
+
+
+def group_lasso(index, lam: float):
+    """λ Σ_g ‖x_g‖ over the ZIGs, differentiable (index: zig.GroupIndex)."""
+    import torch
+
+    sq = torch.zeros(index.num_groups)
+    for _, p, dim, gids in index.entries:
+        other = [i for i in range(p.dim()) if i != dim]
+        s = (p * p).sum(dim=other) if other else p * p
+        m = gids >= 0
+        sq = sq.to(s.device).index_add(0, gids[m].to(s.device), s[m])
+    return lam * torch.sqrt(sq + 1e-12).sum()
+
+
+def main(cfg: DictConfig) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from steps.nn import zig
+    from steps.nn.dhspg import DHSPG
+    from steps.otov2.common import ARMS, accuracy, data, model, run_name
+
+    arm, sparsity, part_path, out = need_io(cfg, "arm", "sparsity", "partition", "out")
+    if arm not in ARMS:
+        raise ConfigError(f"io.arm must be one of {', '.join(ARMS)}, got {arm!r}")
+    sparsity = float(sparsity)
+    torch.set_num_threads(max(1, int(cfg.threads) or 1))
+    dev = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    t0 = time.monotonic()
+    tr = cfg.train
+    seeding.seed_everything(int(tr.seed))
+    x, y = data(cfg, "train")
+    xt, yt = data(cfg, "test")
+    x, y, xt, yt = x.to(dev), y.to(dev), xt.to(dev), yt.to(dev)
+    net = model(cfg).to(dev)
+    part = zig.Partition.from_dict(read_json(part_path, "ZIG partition"))
+    per_epoch = math.ceil(len(x) / int(tr.batch))
+    total = int(tr.epochs) * per_epoch
+    big = 10 * total + 1  # "never"
+    dh = cfg.dhspg
+    is_dh = arm == "dhspg"
+    opt = DHSPG(
+        net, part, lr=float(tr.lr), momentum=float(tr.momentum), weight_decay=float(tr.weight_decay),
+        target_sparsity=sparsity if is_dh else 0.0, tolerance=float(dh.tolerance), lmbda=float(dh.lmbda),
+        lmbda_amplify=float(dh.lmbda_amplify), hat_lmbda_coeff=float(dh.hat_lmbda_coeff), epsilon=float(dh.epsilon),
+        partition_step=round(float(dh.partition_epoch) * per_epoch) if is_dh else big,
+        hsp_start_step=round(float(dh.hsp_epoch) * per_epoch) if is_dh else big,
+    )
+    n_prune = int(math.floor(sparsity * part.num_groups + 1e-9))
+    prune_step = {"lasso": (int(tr.epochs) - int(cfg.lasso.finetune_epochs)) * per_epoch,
+                  "random": round(float(cfg.random.prune_epoch) * per_epoch)}.get(arm, big)
+    lasso_lam = float(cfg.lasso.lmbda) if arm == "lasso" else 0.0
+
+    loop = checkpoint.TrainLoop(cfg, out, total, desc=f"otov2 {run_name(arm, sparsity)}", model=net, optimizer=opt)
+    net.train()
+    for step in loop:
+        epoch, k = divmod(step, per_epoch)
+        perm = torch.randperm(len(x), generator=seeding.step_generator(int(tr.seed), "batches", epoch)).to(dev)
+        idx = perm[k * int(tr.batch):(k + 1) * int(tr.batch)]
+        opt.lr = 0.5 * float(tr.lr) * (1 + math.cos(math.pi * step / total))  # cosine, per step
+        if step == prune_step and not opt.pruned.any():
+            if arm == "lasso":  # threshold: the smallest-norm groups (ties by index)
+                order = torch.argsort(opt.index.norms(), stable=True)[:n_prune]
+            else:
+                order = torch.randperm(part.num_groups, generator=seeding.step_generator(int(tr.seed), "random_groups"))[:n_prune]
+            opt.pruned[order] = True
+            opt.index.zero(opt.pruned)
+        loss = F.cross_entropy(net(x[idx]), y[idx])
+        if lasso_lam and step < prune_step:
+            loss = loss + group_lasso(opt.index, lasso_lam)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        loop.log(loss=float(loss.detach()), sparsity=opt.group_sparsity())
+    acc = accuracy(net, xt, yt)
+    gs = zig.group_sparsity(net, part)
+    log.info(f"{run_name(arm, sparsity)}: test accuracy {acc:.4f}, group sparsity {gs:.3f} (target {sparsity})")
+    meta = {"arm": arm, "target_sparsity": sparsity, "group_sparsity": gs, "acc_full": acc,
+            "optimizer": opt.stats(), "wall_time_s": time.monotonic() - t0,
+            "train": loop.record(), "widths": list(cfg.model.widths), "device": str(dev)}
+    net.cpu()
+    checkpoint.save(out, cfg, total, model=net, meta=meta)
+    loop.finish()
+    return meta
+
+
+if __name__ == "__main__":
+    run(main, "otov2", "train")
