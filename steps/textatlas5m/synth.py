@@ -127,6 +127,8 @@ def render(domain: str, words: list[str], rng: np.random.Generator, fonts: list[
     """One TextAtlas-mini sample of `domain` showing `words`; None when they cannot fit."""
     from PIL import Image, ImageDraw
 
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown TextAtlas-mini domain {domain!r}; valid: {', '.join(DOMAINS)}")
     H, W = int(cfg.height), int(cfg.width)
     font = fonts[int(rng.integers(len(fonts)))]
     scene = SCENES[int(rng.integers(len(SCENES)))]
@@ -169,11 +171,8 @@ def render(domain: str, words: list[str], rng: np.random.Generator, fonts: list[
         if s is None:
             return None
         slots = _draw_lines(d, lines, font, s, (tx0, 1, tx1, H - 1), rng, int(rng.integers(0, 60)))
-        # a thin rule or dot between blocks, as in interleaved documents
         return Sample(np.asarray(img), lines, slots, domain, scene)
-    if domain == "styled":
-        return _styled(lines, font, sizes, scene, rng, cfg, H, W)
-    raise ValueError(f"unknown TextAtlas-mini domain {domain!r}; valid: {', '.join(DOMAINS)}")
+    return _styled(lines, font, sizes, scene, rng, cfg, H, W)
 
 
 def _styled(lines, font, sizes, scene, rng, cfg, H, W):
