@@ -116,7 +116,8 @@ def dag_outputs(root: Path, paper: str, scale: str) -> list[str]:
 # ---------------------------------------------------------------- dvc.yaml
 
 
-def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequence[str], figures: bool) -> dict:
+def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequence[str], figures: bool,
+                others: Sequence[str] = ()) -> dict:
     """The DVC stage of a paper from its DAG's outputs: data/<paper>, models/<paper> and
     results/<paper> as directories (DVC rewrites a single-file output on every commit, which
     would hide from Snakemake whether it wrote the file; it leaves a directory's files alone),
@@ -125,6 +126,12 @@ def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequ
     Everything persists: Snakemake, not DVC, decides what to redo."""
     outputs = sorted(set(outputs))
     dirs = [f"data/{paper}", f"models/{paper}", f"results/{paper}"]
+    # Files of another registered paper's DAG that this paper's rules consume (e.g. InstaFlow's
+    # FID classifier): dependencies of this stage, versioned by that paper's stage, with that
+    # paper's code (a rule that consumes its outputs is likely to import it too).
+    theirs = tuple(f"{k}/{o}/" for o in others if o != paper for k in ("data", "models", "results"))
+    borrowed = [o for o in outputs if o.startswith(theirs)] if theirs else []
+    outputs = [o for o in outputs if o not in borrowed]
     stray = [o for o in outputs if not any(o.startswith(d + "/") for d in dirs)]
     if stray:
         raise ConfigError(
@@ -134,7 +141,8 @@ def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequ
     res = f"results/{paper}/"
     return {
         "cmd": f"python -m steps.core.dvc_sync run {paper} --scale ${{scale}}",
-        "deps": [*SHARED_DEPS, f"params/scale/{scale}.yaml", *rule_files, f"steps/{paper}", f"params/{paper}/claims.yaml"],
+        "deps": [*SHARED_DEPS, f"params/scale/{scale}.yaml", *rule_files, f"steps/{paper}", f"params/{paper}/claims.yaml",
+                 *sorted({f"steps/{o.split('/')[1]}" for o in borrowed}), *borrowed],
         "params": [f"params/{paper}/base.yaml", f"params/{paper}/{scale}.yaml"],
         "outs": [d for d in dirs if any(o.startswith(d + "/") for o in outputs)],
         "metrics": [o for o in outputs if o.startswith(res) and o.endswith(".json")],
@@ -193,7 +201,7 @@ def generate(root: Path, scale: str) -> str:
             raise ConfigError(f"paper slug '{p}' cannot name a DVC stage")
         rules = [f"workflow/rules/{stem}.smk" for stem in rule_stems if rule_owner(stem, names) == p]
         figures = bool(pzconfig.compose(p, scale).report.get("figures"))
-        stages[p] = paper_stage(p, scale, dag_outputs(root, p, scale), rules, figures)
+        stages[p] = paper_stage(p, scale, dag_outputs(root, p, scale), rules, figures, others=names)
     stages["index"] = index_stage(names)
     return render(scale, stages)
 
