@@ -44,10 +44,10 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
                 if cells is None:
                     continue
                 h, w = cells.shape[-2:]
-                ax.imshow(mosaic(cells, 5 if w <= h else 5), cmap="gray", vmin=0, vmax=1)
+                ax.imshow(mosaic(cells, 5), cmap="gray", vmin=0, vmax=1)
                 ax.set_title(f"{ARM_LABEL[arm]}, {h}×{w}: count err {comp[arm][b]['count_error']:.2f}", fontsize=7)
-        fig.suptitle("Samples per arm (columns) and canvas H×W (rows); prompts 0..9 left to right, top to bottom; "
-                     "the same noises for every arm", fontsize=8)
+        fig.suptitle("Samples per arm (columns) and canvas H×W (rows); prompts 0..9 left to right, top to bottom "
+                     "(real scenes: random digits); the same noises for every arm", fontsize=8)
         plots.save(fig, figdir / "samples.png")
         out.append(("Samples per arm and canvas shape (prompts 0–9; same noises for every arm)", "figures/samples.png"))
 
