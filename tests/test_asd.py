@@ -133,3 +133,14 @@ def test_bucket_plan():
     assert bucket_plan("arad", cfg) == ["b16x16", "b16x32", "b32x16"]
     with pytest.raises(ConfigError, match="unknown arm"):
         bucket_plan("wide", cfg)
+
+
+def test_dvc_stage_takes_instaflow_outputs_as_dependencies():
+    from steps.core import dvc_sync
+
+    outs = ["data/asd/buckets.npz", "results/asd/composition.json", "models/instaflow/fid_clf.pt", "data/instaflow/digits.npz"]
+    st = dvc_sync.paper_stage("asd", "mini", outs, ["workflow/rules/asd.smk"], figures=True, others=["instaflow", "asd"])
+    assert st["outs"] == ["data/asd", "results/asd"]
+    assert {"models/instaflow/fid_clf.pt", "data/instaflow/digits.npz", "steps/instaflow"} <= set(st["deps"])
+    with pytest.raises(ConfigError, match="models/instaflow/fid_clf.pt"):
+        dvc_sync.paper_stage("asd", "mini", outs, [], figures=False)  # without the registry: still refused
