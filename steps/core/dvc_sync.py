@@ -141,7 +141,7 @@ def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequ
     return {
         "cmd": f"python -m steps.core.dvc_sync run {paper} --scale ${{scale}}",
         "deps": [*SHARED_DEPS, f"params/scale/{scale}.yaml", *rule_files, f"steps/{paper}", f"params/{paper}/claims.yaml",
-                 *borrowed],
+                 *sorted({f"steps/{d.split('/')[1]}" for d in borrowed}), *borrowed],
         "params": [f"params/{paper}/base.yaml", f"params/{paper}/{scale}.yaml"],
         "outs": [d for d in dirs if any(o.startswith(d + "/") for o in outputs)],
         "metrics": [o for o in outputs if o.startswith(res) and o.endswith(".json")],

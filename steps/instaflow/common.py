@@ -75,12 +75,13 @@ def load_flow(path, what: str = "flow checkpoint") -> torch.nn.Module:
     return model.eval()
 
 
-def train_flow(cfg: DictConfig, section: DictConfig, model, out, seed: int, batch_fn, desc: str, rt) -> int:
+def train_flow(cfg: DictConfig, section: DictConfig, model, out, seed: int, batch_fn, desc: str, rt, save=None) -> int:
     """Minimise the rectified-flow loss with Adam; `batch_fn(step, generator)` returns the
     step's whole global batch (x0, x1, c) of `section.batch` rows, drawn alike on every rank.
     Data-parallel over the processes of the job (steps.core.distributed: each rank takes its
     slice, in micro-batches of `section.micro_batch`, in `section.precision`). Resumable
-    (checkpoint.TrainLoop); rank 0 writes the output; returns the number of steps run."""
+    (checkpoint.TrainLoop); rank 0 writes the output with `save(out, cfg, model, steps, **meta)`
+    (default save_flow, for VelocityMLP flows); returns the number of steps run."""
     dist, dev = rt.dist, rt.device
     model.to(dev)
     prec = distributed.precision(section.get("precision"), dev)
@@ -102,7 +103,7 @@ def train_flow(cfg: DictConfig, section: DictConfig, model, out, seed: int, batc
         opt.step()
         loop.log(loss=loss)
     if dist.main:
-        save_flow(out, cfg, model, int(section.steps), seed=seed, train=loop.record())
+        (save or save_flow)(out, cfg, model, int(section.steps), seed=seed, train=loop.record())
     loop.finish()
     return int(section.steps)
 
