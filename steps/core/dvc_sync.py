@@ -125,6 +125,14 @@ def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequ
     Everything persists: Snakemake, not DVC, decides what to redo."""
     outputs = sorted(set(outputs))
     dirs = [f"data/{paper}", f"models/{paper}", f"results/{paper}"]
+    # Another registered paper's outputs that this DAG consumes (e.g. slimflow reads InstaFlow's
+    # teacher) are that paper's stage's outs: here they become dependencies on its directories.
+    from steps.core.config import papers as registered
+
+    foreign = {"/".join(o.split("/")[:2]) for o in outputs
+               if o.split("/")[0] in ("data", "models", "results") and len(o.split("/")) > 2
+               and o.split("/")[1] in set(registered()) - {paper}}
+    outputs = [o for o in outputs if "/".join(o.split("/")[:2]) not in foreign]
     stray = [o for o in outputs if not any(o.startswith(d + "/") for d in dirs)]
     if stray:
         raise ConfigError(
@@ -134,7 +142,8 @@ def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequ
     res = f"results/{paper}/"
     return {
         "cmd": f"python -m steps.core.dvc_sync run {paper} --scale ${{scale}}",
-        "deps": [*SHARED_DEPS, f"params/scale/{scale}.yaml", *rule_files, f"steps/{paper}", f"params/{paper}/claims.yaml"],
+        "deps": [*SHARED_DEPS, f"params/scale/{scale}.yaml", *rule_files, f"steps/{paper}", f"params/{paper}/claims.yaml",
+                 *sorted({f"steps/{f.split('/')[1]}" for f in foreign}), *sorted(foreign)],
         "params": [f"params/{paper}/base.yaml", f"params/{paper}/{scale}.yaml"],
         "outs": [d for d in dirs if any(o.startswith(d + "/") for o in outputs)],
         "metrics": [o for o in outputs if o.startswith(res) and o.endswith(".json")],

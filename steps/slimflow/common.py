@@ -14,8 +14,9 @@ from steps.core import checkpoint, distributed, seeding
 from steps.core.io import load_npz
 from steps.instaflow.common import frozen_copy
 from steps.nn import rectified_flow as rf
-from steps.nn import velocity
 from steps.nn.optim import Adam
+from steps.nn.velocity import n_params
+from steps.slimflow.images import build_model
 
 REFLOW_ARMS = ("scratch", "standard", "anneal", "independent")
 DISTILL_ARMS = ("naive", "fgd")
@@ -44,16 +45,19 @@ class Pairs:
         return len(self.z)
 
 
-def new_student(cfg: DictConfig, x_dim: int, c_dim: int) -> torch.nn.Module:
-    """A randomly initialised small velocity network from `cfg.model` (the student)."""
-    return velocity.build(cfg.model, x_dim, c_dim)
+def new_student(cfg: DictConfig, data) -> torch.nn.Module:
+    """A randomly initialised small velocity network from `cfg.model` (the student) for `data`
+    (its sample shape and condition width)."""
+    model = build_model(cfg.model, data.shape, data.c_dim)
+    model.sample_shape = tuple(data.shape)
+    return model
 
 
 def save_model(path, cfg: DictConfig, model: torch.nn.Module, step: int, snapshots: dict | None = None, **extra) -> None:
     """A finished model: its EMA weights (`model`), optional named EMA snapshots, the architecture
-    to rebuild it and the producing config."""
-    meta = {"x_dim": model.x_dim, "c_dim": model.c_dim, "model": OmegaConf.to_container(cfg.model),
-            "params": velocity.n_params(model), **extra}
+    to rebuild it (model config, sample shape, condition width) and the producing config."""
+    meta = {"shape": list(model.sample_shape), "c_dim": model.c_dim, "model": OmegaConf.to_container(cfg.model),
+            "params": n_params(model), **extra}
     checkpoint.save(path, cfg, step, model=model, snapshots=snapshots or {}, meta=meta)
 
 
@@ -62,7 +66,9 @@ def load_model(path, what: str = "SlimFlow checkpoint", snapshot: str | None = N
     payload = checkpoint.load(path, what)
     state = payload["state"]
     meta = state["meta"]
-    model = velocity.build(OmegaConf.create(meta["model"]), meta["x_dim"], meta["c_dim"])
+    shape = tuple(meta["shape"]) if "shape" in meta else (int(meta["x_dim"]),)  # x_dim: before images
+    model = build_model(OmegaConf.create(meta["model"]), shape, int(meta["c_dim"]))
+    model.sample_shape = shape
     model.load_state_dict(state["snapshots"][snapshot] if snapshot else state["model"])
     return model.eval()
 

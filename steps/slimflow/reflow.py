@@ -26,11 +26,11 @@ from steps.core import runtime
 from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.progress import log
-from steps.instaflow.common import CaptionedDigits
 from steps.nn import rectified_flow as rf
 from steps.nn.velocity import n_params
 from steps.slimflow import mechanism
 from steps.slimflow.common import REFLOW_ARMS, Pairs, new_student, train
+from steps.slimflow.images import load_data
 
 
 def beta_of(arm: str, section: DictConfig):
@@ -44,7 +44,7 @@ def beta_of(arm: str, section: DictConfig):
 
 
 def main(cfg: DictConfig) -> dict:
-    pairs_path, digits_path, emb_path, out = need_io(cfg, "pairs", "digits", "captions", "out")
+    pairs_path, out = need_io(cfg, "pairs", "out")
     sec = cfg.reflow
     arm, seed = str(sec.arm), int(cfg.seed)
     if arm not in REFLOW_ARMS:
@@ -53,9 +53,9 @@ def main(cfg: DictConfig) -> dict:
     if arm == "standard" and not 0 < k1 < total:
         raise ConfigError(f"reflow.standard_1rf_steps must lie in (0, reflow.steps={total}), got {k1}")
     rt = runtime.start(cfg, seed)
-    data = CaptionedDigits(digits_path, emb_path)
+    data = load_data(cfg)  # captioned digits (io.digits, io.captions) or images (io.images)
     pairs = Pairs(pairs_path)
-    model = new_student(cfg, data.x_dim, data.c_dim)
+    model = new_student(cfg, data)
     beta = beta_of(arm, sec)
     batch = int(sec.batch)
     log.info(f"reflow arm {arm} seed {seed}: student {n_params(model)} params, {len(pairs)} teacher pairs, "
@@ -64,7 +64,7 @@ def main(cfg: DictConfig) -> dict:
     def batch_fn(step, g):
         if arm == "standard" and step < k1:  # the small 1-flow on real data, independent noise
             idx = torch.randint(len(data.x), (batch,), generator=g)
-            x0, x1, cid = torch.randn(batch, data.x_dim, generator=g), data.x[idx], data.caption_id[idx]
+            x0, x1, cid = torch.randn(batch, *data.shape, generator=g), data.x[idx], data.caption_id[idx]
         else:
             idx = torch.randint(len(pairs), (batch,), generator=g)
             x0 = mechanism.perturb_noise(pairs.z[idx], beta(step), g)  # fresh ε every step
