@@ -19,7 +19,7 @@ METRICS = ("fid", "params", "straightness", "schedule")
 
 @pytest.fixture(scope="module")
 def slimflow_smoke(tmp_path_factory):
-    return smoke_copy(tmp_path_factory, "slimflow")
+    return smoke_copy(tmp_path_factory, "slimflow", timeout=900)
 
 
 def test_smoke_dag_end_to_end(slimflow_smoke):
