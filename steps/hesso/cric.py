@@ -72,7 +72,7 @@ def run(families: list[Family], model: torch.nn.Module, optimizer,
     model.zero_grad(set_to_none=True)
     ref = fixed_loss()
     ref.backward()
-    ref_loss = float(ref)
+    ref_loss = float(ref.detach())
     base = scores()
     recorded = [base]
     snap.restore()
