@@ -8,7 +8,13 @@ import torch
 from torch import nn
 
 from steps.hesso import cric, saliency
-from steps.hesso.groups import Family, families_from_partition, group_norms, group_vectors, scale_groups
+from steps.hesso.groups import (
+    Family,
+    families_from_partition,
+    group_norms,
+    group_vectors,
+    scale_groups,
+)
 from steps.hesso.hesso import Hesso, decay_factor, period_quotas, select_lowest, target_count
 from steps.hesso.sgd import SGD
 

@@ -6,7 +6,7 @@ and account it with the shared compression accounting (steps.nn.compression.acco
 FLOPs, storage, measured latency) so the compression reports compare. Then the two sweeps of the
 tuning-free claim: HESSO over its periods P, DHSPG over its λ.
 
-    python -m steps.hesso.evaluate scale=mini io.data=data/hesso/fmnist.npz \
+    python -m steps.hesso.evaluate scale=mini io.data=data/hesso/images.npz \
         io.partition=models/hesso/zig_groups.json io.models=models/hesso io.results=results/hesso
 """
 
@@ -39,7 +39,7 @@ def load_run(cfg: DictConfig, path: Path, name: str) -> tuple[torch.nn.Module, d
     if meta.get("run") != name:
         raise ArtifactError(f"{path} holds run {meta.get('run')!r}, not {name!r}; rerun its train rule")
     model = net.build(cfg.model)
-    checkpoint.restore(payload, model=model)
+    checkpoint.restore(payload, model=model)  # on the CPU: evaluation and latency are CPU measurements
     model.eval()
     return model, meta
 
@@ -51,7 +51,7 @@ def evaluate_run(cfg, model, meta, part, x_test, y_test) -> tuple[dict, float]:
     compact = zig.construct_subnet(model, part)
     diff = zig.max_abs_diff(model, compact, x_test[: int(ev.equivalence_images)])
     lat = int(ev.latency_threads) if ev.latency else None
-    example = torch.zeros(int(ev.latency_batch), 1, int(cfg.data.size), int(cfg.data.size))
+    example = net.example(cfg.model, int(cfg.data.size)).expand(int(ev.latency_batch), -1, -1, -1).contiguous()
     acc_c = compression.account(compact, example, latency_threads=lat)
     spec = meta["spec"]
     row = {

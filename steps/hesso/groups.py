@@ -58,7 +58,7 @@ def families_from_partition(model: torch.nn.Module, part) -> list[Family]:
 
 def matrix(t: torch.Tensor, dim: int, idx: torch.Tensor) -> torch.Tensor:
     """(n, rest): the entries idx along `dim` of a tensor, one row per group."""
-    return t.index_select(dim, idx).movedim(dim, 0).reshape(len(idx), -1)
+    return t.index_select(dim, idx.to(t.device)).movedim(dim, 0).reshape(len(idx), -1)
 
 
 def group_vectors(fam: Family, grads: bool = False) -> torch.Tensor | None:
@@ -75,7 +75,7 @@ def group_vectors(fam: Family, grads: bool = False) -> torch.Tensor | None:
 
 def group_norms(families: list[Family]) -> torch.Tensor:
     """‖x_g‖₂ of every group, families concatenated in order (the global group index)."""
-    return torch.cat([group_vectors(f).norm(dim=1) for f in families])
+    return torch.cat([group_vectors(f).norm(dim=1).cpu() for f in families])
 
 
 def offsets(families: list[Family]) -> list[int]:
@@ -103,7 +103,7 @@ def scale_groups(families: list[Family], idx: list[int] | torch.Tensor, factor: 
             continue
         for _, p, dim, index in f.slices:
             view = p.data.movedim(dim, 0)
-            rows = index[local]
+            rows = index[local].to(p.device)
             if factor == 0.0:
                 view[rows] = 0.0
             else:

@@ -10,19 +10,29 @@ from steps.hesso.groups import Family, families_from_partition
 
 
 def build(model_cfg) -> nn.Module:
-    from steps.nn.demo_resnet import DemoResNet
+    """model.arch: demo_resnet (smoke, mini) or resnet18 (full: CIFAR ResNet18, width-scalable
+    so that tests run the full-scale code path on a tiny random model)."""
+    if model_cfg.arch == "demo_resnet":
+        from steps.nn.demo_resnet import DemoResNet
 
-    return DemoResNet(tuple(int(w) for w in model_cfg.widths), 1, int(model_cfg.classes))
+        return DemoResNet(tuple(int(w) for w in model_cfg.widths), int(model_cfg.in_channels), int(model_cfg.classes))
+    if model_cfg.arch == "resnet18":
+        from steps.nn.resnet_cifar import ResNet18
+
+        return ResNet18(int(model_cfg.classes), int(model_cfg.in_channels), float(model_cfg.width))
+    from steps.core.errors import ConfigError
+
+    raise ConfigError(f"model.arch must be demo_resnet or resnet18, got {model_cfg.arch!r}")
 
 
-def example(size: int) -> torch.Tensor:
-    return torch.zeros(1, 1, size, size)
+def example(model_cfg, size: int) -> torch.Tensor:
+    return torch.zeros(1, int(model_cfg.in_channels), size, size)
 
 
-def partition(model: nn.Module, size: int):
+def partition(model: nn.Module, model_cfg, size: int):
     from steps.nn import zig
 
-    return zig.partition(model, example(size))
+    return zig.partition(model, example(model_cfg, size))
 
 
 def load_partition(path):

@@ -20,7 +20,7 @@ def main(cfg: DictConfig) -> dict:
 
     (out,) = need_io(cfg, "out")
     model = net.build(cfg.model)
-    part = net.partition(model, int(cfg.data.size))
+    part = net.partition(model, cfg.model, int(cfg.data.size))
     fams = families_from_partition(model, part)
     summary = {**part.summary(), "families": [{"name": f.name, "groups": f.n} for f in fams]}
     write_json(out, {"summary": summary, "partition": part.to_dict()})

@@ -42,7 +42,7 @@ def raw_scores(families: list[Family], weight_decay: float = 0.0) -> dict[str, t
         per["cosine_similarity"].append(inner / (norm_x + SAFE) / (g.norm(dim=1) + SAFE) + 1.0)
         per["taylor_first_order"].append(inner.abs())
         per["taylor_second_order"].append(0.5 * inner**2)
-    return {c: torch.cat(v) for c, v in per.items()}
+    return {c: torch.cat(v).cpu() for c, v in per.items()}
 
 
 def normalize(scores: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -3,7 +3,7 @@ inside training and no fine-tuning stage: dense, HESSO (hybrid or magnitude-only
 periods), HESSO-CRIC, or the DHSPG baseline. Every run sees the same minibatches in the same
 order (batches depend on the seed and step only) and the same SGD + cosine schedule.
 
-    python -m steps.hesso.train scale=mini io.run=hesso_s70 io.data=data/hesso/fmnist.npz \
+    python -m steps.hesso.train scale=mini io.run=hesso_s70 io.data=data/hesso/images.npz \
         io.partition=models/hesso/zig_groups.json io.out=models/hesso/hesso_s70.pt
 """
 
@@ -38,8 +38,8 @@ def run_spec(cfg: DictConfig, name: str) -> dict:
 class Batches:
     """Minibatch i of epoch e: a permutation seeded by (seed, epoch), the same for every arm."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int):
-        self.x, self.y, self.batch, self.seed = x, y, batch, seed
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int, seed: int, augment: bool = False):
+        self.x, self.y, self.batch, self.seed, self.augment = x, y, batch, seed, augment
         self.per_epoch = math.ceil(len(y) / batch)
         self._perm = (None, None)
 
@@ -48,8 +48,23 @@ class Batches:
         if self._perm[0] != (stream, epoch):
             g = seeding.step_generator(self.seed, stream, epoch)
             self._perm = ((stream, epoch), torch.randperm(len(self.y), generator=g))
-        idx = self._perm[1][i * self.batch:(i + 1) * self.batch]
-        return self.x[idx], self.y[idx]
+        idx = self._perm[1][i * self.batch:(i + 1) * self.batch].to(self.x.device)
+        xb = self.x[idx]
+        if self.augment and stream == "batch":
+            xb = augment(xb, seeding.step_generator(self.seed, "augment", step))
+        return xb, self.y[idx]
+
+
+def augment(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """The standard CIFAR augmentation (full scale): a random crop of the image padded by `pad`
+    zeros, and a horizontal flip with probability ½; the draws come from `g`."""
+    n, _, h, w = x.shape
+    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=g).tolist()
+    flips = (torch.rand(n, generator=g) < 0.5).tolist()
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    out = torch.stack([padded[k, :, a:a + h, b:b + w] for k, (a, b) in enumerate(shifts)])
+    flip = torch.tensor(flips, device=x.device)
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:
@@ -109,11 +124,11 @@ def main(cfg: DictConfig) -> dict:
     seed = int(cfg.seed)
     rt = runtime.start(cfg, seed)
     d = load_npz(data_path, "Fashion-MNIST subset")
-    x, y = torch.from_numpy(d["x_train"]), torch.from_numpy(d["y_train"])
+    x, y = torch.from_numpy(d["x_train"]).to(rt.device), torch.from_numpy(d["y_train"]).to(rt.device)
     t = cfg.train
-    batches = Batches(x, y, int(t.batch), seed)
+    batches = Batches(x, y, int(t.batch), seed, bool(t.augment))
     total = int(t.epochs) * batches.per_epoch
-    model = net.build(cfg.model)
+    model = net.build(cfg.model).to(rt.device)
     part = net.load_partition(part_path)
     families = net.families(model, part)
     opt, pruner = make_optimizer(spec, cfg, model, part, families, batches.per_epoch)

@@ -1,7 +1,8 @@
 # HESSO (arXiv 2409.09085): hybrid-saliency structured pruning with progressive linear decay and
 # CRIC's corrective cycle, against DHSPG (OTOv2), on the shared ZIG core (steps.nn.zig).
-# The same DAG at every scale; params/hesso/<scale>.yaml sets the runs and budgets.
-#   data ──────────────┬─ train[run] (dense, hesso_s*, cric_s*, magnitude_s*, dhspg_s*, sweeps) ─┐
+# The same DAG at every scale; params/hesso/<scale>.yaml sets the runs and budgets. Full scale
+# adds fetch (CIFAR-10, checksummed) before data, and runs train on one GPU per run.
+#   (fetch) ─ data ────┬─ train[run] (dense, hesso_s*, cric_s*, magnitude_s*, dhspg_s*, sweeps) ─┐
 #   zig partition ─────┘                                                                        ├─ evaluate ─ report
 #                                                       (compact subnet, equivalence, accounting)┘
 HE_D, HE_M, HE_R = "data/hesso", "models/hesso", "results/hesso"
@@ -15,11 +16,39 @@ rule hesso:
         f"{HE_R}/report.md",
 
 
+# Full scale: CIFAR-10's python release, MD5-checked (steps.hesso.fetch).
+HE_RAW = [f"{HE_D}/cifar10.lock.json"] if CFG["hesso"].data.source == "cifar10" else []
+
+
+rule hesso_fetch:
+    input:
+        code("steps.hesso.fetch"),
+    output:
+        raw=directory(f"{HE_D}/cifar10"),
+        lock=f"{HE_D}/cifar10.lock.json",
+    params:
+        trigger=trigger("hesso", "fetch"),
+        args=step_args("hesso", "fetch"),
+    threads: res("hesso", "fetch", "threads", 1)
+    resources:
+        **rule_resources("hesso", "fetch"),
+    conda:
+        "../envs/paperzoo.yaml"
+    log:
+        "logs/hesso/fetch.log",
+    benchmark:
+        "benchmarks/hesso/fetch.tsv"
+    shell:
+        "python -m steps.hesso.fetch {params.args} threads={threads} io.cache={HE_D}/downloads "
+        "io.out={output.raw} io.lock={output.lock} > {log} 2>&1"
+
+
 rule hesso_data:
     input:
         code("steps.hesso.data"),
+        raw=HE_RAW,
     output:
-        f"{HE_D}/fmnist.npz",
+        f"{HE_D}/images.npz",
     params:
         trigger=trigger("hesso", "data"),
         args=step_args("hesso", "data"),
@@ -33,7 +62,7 @@ rule hesso_data:
     benchmark:
         "benchmarks/hesso/data.tsv"
     shell:
-        "python -m steps.hesso.data {params.args} threads={threads} io.out={output} > {log} 2>&1"
+        "python -m steps.hesso.data {params.args} threads={threads} io.raw={HE_D}/cifar10 io.out={output} > {log} 2>&1"
 
 
 rule hesso_partition:
@@ -60,7 +89,7 @@ rule hesso_partition:
 rule hesso_train:
     input:
         code("steps.hesso.train"),
-        data=f"{HE_D}/fmnist.npz",
+        data=f"{HE_D}/images.npz",
         partition=f"{HE_M}/zig_groups.json",
     output:
         f"{HE_M}/{{run}}.pt",
@@ -86,7 +115,7 @@ rule hesso_train:
 rule hesso_evaluate:
     input:
         code("steps.hesso.evaluate"),
-        data=f"{HE_D}/fmnist.npz",
+        data=f"{HE_D}/images.npz",
         partition=f"{HE_M}/zig_groups.json",
         runs=expand(f"{HE_M}/{{run}}.pt", run=HE_RUNS),
     output:
