@@ -78,9 +78,10 @@ def sweep(rows: dict, names: list[str], key: str = "acc") -> dict:
     """{run: value}, the population std over the runs that exist, and their achieved sparsities."""
     present = [n for n in names if n in rows]
     vals = [rows[n][key] for n in present]
-    out = {"runs": {n: rows[n][key] for n in present},
-           "sparsity": {n: rows[n]["group_sparsity"] for n in present}}
+    out = {"n": len(present)}
     if vals:
+        out["runs"] = {n: rows[n][key] for n in present}
+        out["sparsity"] = {n: rows[n]["group_sparsity"] for n in present}
         s = metrics.summary(vals)
         out.update(mean=s["mean"], std=s["std"], min=min(vals), max=max(vals))
     return out

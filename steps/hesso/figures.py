@@ -72,7 +72,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.4), sharey=True)
         for ax, key, title in ((axes[0], "hesso_periods", "HESSO: periods P"), (axes[1], "dhspg_lambda", "DHSPG: λ")):
             s = sens[key]
-            names = list(s.get("runs", {}))
+            names = list(s.get("runs") or {})
             ax.bar(range(len(names)), [s["runs"][n] for n in names], color="C0" if key.startswith("hesso") else "C3")
             for i, n in enumerate(names):
                 ax.annotate(f"sp {s['sparsity'][n]:.2f}", (i, s["runs"][n]), ha="center", fontsize=7,
