@@ -32,15 +32,15 @@ def test_smoke_dag_end_to_end(hesso_smoke):
         rec = metrics.read(res / f"{name}.json")  # validates against the schema
         assert rec["scale"] == "smoke" and rec["paper"] == "hesso"
     acc = metrics.read(res / "accuracy.json")["values"]["runs"]
-    assert set(acc) == {"dense", "hesso_s50", "cric_s50", "dhspg_s50"}
+    assert set(acc) == {"dense", "hesso_s50", "cric_s70", "dhspg_s50"}
     assert abs(acc["hesso_s50"]["group_sparsity"] - 0.5) <= 0.02 and acc["hesso_s50"]["params"] < acc["dense"]["params"]
-    assert acc["cric_s50"]["cric_restore_exact"] == 1.0
+    assert acc["cric_s70"]["cric_restore_exact"] == 1.0
     assert metrics.read(res / "equivalence.json")["values"]["max"] < 1e-4
     report = (res / "report.md").read_text()
     assert "these numbers mean nothing" in report and "not testable at smoke" in report
     for fig in ("acc_vs_sparsity.png", "acc_vs_flops.png", "sensitivity.png"):
         assert (res / "figures" / fig).stat().st_size > 1000
-    for job in ("data", "partition", "train_hesso_s50", "train_cric_s50", "evaluate", "report"):
+    for job in ("data", "partition", "train_hesso_s50", "train_cric_s70", "evaluate", "report"):
         assert (hesso_smoke / "benchmarks" / "hesso" / f"{job}.tsv").exists()
         assert "done: work" in (hesso_smoke / "logs" / "hesso" / f"{job}.log").read_text()
     assert not list((hesso_smoke / "models" / "hesso").glob("*.resume.pt"))
@@ -53,10 +53,10 @@ def _step(work, module, *args):
 
 def test_a_run_is_deterministic(hesso_smoke, tmp_path):
     out = tmp_path / "again.pt"
-    r = _step(hesso_smoke, "steps.hesso.train", "io.run=cric_s50", "io.data=data/hesso/images.npz",
+    r = _step(hesso_smoke, "steps.hesso.train", "io.run=cric_s70", "io.data=data/hesso/images.npz",
               "io.partition=models/hesso/zig_groups.json", f"io.out={out}")
     assert r.returncode == 0, r.stderr[-2000:]
-    a = checkpoint.load(hesso_smoke / "models" / "hesso" / "cric_s50.pt")["state"]
+    a = checkpoint.load(hesso_smoke / "models" / "hesso" / "cric_s70.pt")["state"]
     b = checkpoint.load(out)["state"]
     assert all(torch.equal(v, b["model"][k]) for k, v in a["model"].items())
     assert a["meta"]["pruned"] == b["meta"]["pruned"] and a["meta"]["cric"]["selected"] == b["meta"]["cric"]["selected"]
@@ -125,7 +125,7 @@ def test_full_scale_code_path_on_a_tiny_resnet18(tmp_path):
     cfg = cli.load("hesso", "evaluate", [*common, f"io.data={d}/images.npz", f"io.partition={d}/zig.json",
                                          f"io.models={d}/m", f"io.results={d}/r"])
     OmegaConf.set_readonly(cfg, False)
-    cfg.runs = {"cric_s70": cfg.runs["cric_s70"]}
+    cfg.evaluate.runs = ["cric_s70"]
     cfg.evaluate.sensitivity = {"hesso": ["cric_s70"], "dhspg": []}
     rows = evaluate.main(cfg)
     dense = sum(p.numel() for p in ResNet18(10, 3, 0.0625).parameters())

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from steps.core import checkpoint, metrics, runtime
 from steps.core.cli import need_io, run
-from steps.core.errors import ArtifactError
+from steps.core.errors import ArtifactError, ConfigError
 from steps.core.io import load_npz
 from steps.core.progress import Progress, log
 from steps.hesso import net
@@ -95,8 +95,12 @@ def main(cfg: DictConfig) -> dict:
     x_test, y_test = torch.from_numpy(d["x_test"]), torch.from_numpy(d["y_test"])
     part = net.load_partition(part_path)
     rows, diffs = {}, {}
-    prog = Progress(len(cfg.runs), "evaluate", cfg.progress.every_s)
-    for name in cfg.runs:
+    names = list(cfg.evaluate.runs) or list(cfg.runs)
+    unknown = [n for n in names if n not in cfg.runs]
+    if unknown:
+        raise ConfigError(f"evaluate.runs names runs that are not in `runs`: {', '.join(unknown)}")
+    prog = Progress(len(names), "evaluate", cfg.progress.every_s)
+    for name in names:
         model, meta = load_run(cfg, Path(models) / f"{name}.pt", name)
         rows[name], diffs[name] = evaluate_run(cfg, model, meta, part, x_test, y_test)
         prog.update(1, run=name, acc=round(rows[name]["acc"], 4))

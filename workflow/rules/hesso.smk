@@ -6,7 +6,7 @@
 #   zig partition ─────┘                                                                        ├─ evaluate ─ report
 #                                                       (compact subnet, equivalence, accounting)┘
 HE_D, HE_M, HE_R = "data/hesso", "models/hesso", "results/hesso"
-HE_RUNS = list(CFG["hesso"].runs)
+HE_RUNS = list(CFG["hesso"].evaluate.runs) or list(CFG["hesso"].runs)  # this scale's runs
 
 
 rule hesso:
