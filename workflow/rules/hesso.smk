@@ -29,6 +29,7 @@ rule hesso_fetch:
     params:
         trigger=trigger("hesso", "fetch"),
         args=step_args("hesso", "fetch"),
+        cache=f"{HE_D}/downloads",
     threads: res("hesso", "fetch", "threads", 1)
     resources:
         **rule_resources("hesso", "fetch"),
@@ -39,7 +40,7 @@ rule hesso_fetch:
     benchmark:
         "benchmarks/hesso/fetch.tsv"
     shell:
-        "python -m steps.hesso.fetch {params.args} threads={threads} io.cache={HE_D}/downloads "
+        "python -m steps.hesso.fetch {params.args} threads={threads} io.cache={params.cache} "
         "io.out={output.raw} io.lock={output.lock} > {log} 2>&1"
 
 
@@ -52,6 +53,7 @@ rule hesso_data:
     params:
         trigger=trigger("hesso", "data"),
         args=step_args("hesso", "data"),
+        raw=f"{HE_D}/cifar10",
     threads: res("hesso", "data", "threads", 1)
     resources:
         **rule_resources("hesso", "data"),
@@ -62,7 +64,7 @@ rule hesso_data:
     benchmark:
         "benchmarks/hesso/data.tsv"
     shell:
-        "python -m steps.hesso.data {params.args} threads={threads} io.raw={HE_D}/cifar10 io.out={output} > {log} 2>&1"
+        "python -m steps.hesso.data {params.args} threads={threads} io.raw={params.raw} io.out={output} > {log} 2>&1"
 
 
 rule hesso_partition:
