@@ -52,8 +52,9 @@ def _step(work, module, *args):
 
 
 def test_a_run_is_deterministic(hesso_smoke, tmp_path):
+    """The same config and thread count (the rule runs one thread) give bit-identical weights."""
     out = tmp_path / "again.pt"
-    r = _step(hesso_smoke, "steps.hesso.train", "io.run=cric_s70", "io.data=data/hesso/images.npz",
+    r = _step(hesso_smoke, "steps.hesso.train", "threads=1", "io.run=cric_s70", "io.data=data/hesso/images.npz",
               "io.partition=models/hesso/zig_groups.json", f"io.out={out}")
     assert r.returncode == 0, r.stderr[-2000:]
     a = checkpoint.load(hesso_smoke / "models" / "hesso" / "cric_s70.pt")["state"]
