@@ -69,8 +69,10 @@ def main(cfg: DictConfig) -> dict:
         acc[name] = accuracy(net, data["x_test"], data["y_test"])
         q = meta.get("quant") or {}
         with torch.no_grad():
-            for m in net.qlinears().values():  # accounting sees the deployed weights
-                m.weight.copy_(m.effective_weight())
+            # Accounting sees the masked weights: density is the mask's (a weight that INT4 rounds to
+            # zero is still stored and multiplied by 2:4 hardware); bit widths come from the meta.
+            for m in net.qlinears().values():
+                m.weight.mul_(m.mask)
         a = compression.account(net, example, latency_threads=int(cfg.eval.latency_threads) if cfg.eval.latency else None)
         size = model_bits(net, meta)
         ops = bops(net, example, meta)
