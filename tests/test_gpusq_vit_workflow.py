@@ -33,7 +33,7 @@ def test_smoke_dag_end_to_end(gq_smoke):
     assert "not measured (no CUDA GPU)" in report or "measured on" in report
     for fig in ("frontier.png", "accuracy_drop.png"):
         assert (res / "figures" / fig).stat().st_size > 1000
-    for job in ("dense", "prune_sp24_kd", "qat_gpusq_int8", "ptq", "evaluate", "bench", "report"):
+    for job in ("data", "dense", "prune_sp24_kd", "qat_gpusq_int8", "ptq", "evaluate", "bench", "report"):
         assert (gq_smoke / "benchmarks" / "gpusq_vit" / f"{job}.tsv").exists()
         assert "done: work" in (gq_smoke / "logs" / "gpusq_vit" / f"{job}.log").read_text()
     assert not list((gq_smoke / "models" / "gpusq_vit").glob("*.resume.pt"))
@@ -41,7 +41,7 @@ def test_smoke_dag_end_to_end(gq_smoke):
 
 def test_unknown_arm_is_one_error_line(gq_smoke):
     res = subprocess.run([sys.executable, "-m", "steps.gpusq_vit.prune", "scale=smoke", "io.arm=sp33",
-                          "io.teacher=models/gpusq_vit/dense.pt", "io.out=/tmp/never.pt"],
+                          "io.data=data/gpusq_vit/fmnist.npz", "io.teacher=models/gpusq_vit/dense.pt", "io.out=/tmp/never.pt"],
                          cwd=gq_smoke, capture_output=True, text=True, env={"PAPERZOO_ROOT": str(gq_smoke), "PATH": ""})
     assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: unknown prune arm 'sp33'")
 
@@ -50,6 +50,6 @@ def test_unknown_arm_is_one_error_line(gq_smoke):
 def test_dry_run_plans_the_whole_dag(scale):
     res = snakemake(ROOT, "-n", "-q", "rules", "--forceall", "gpusq_vit", "--config", f"scale={scale}", timeout=120)
     out = res.stdout + res.stderr
-    for rule in ("gpusq_vit_dense", "gpusq_vit_prune", "gpusq_vit_qat", "gpusq_vit_ptq", "gpusq_vit_evaluate",
+    for rule in ("gpusq_vit_data", "gpusq_vit_dense", "gpusq_vit_prune", "gpusq_vit_qat", "gpusq_vit_ptq", "gpusq_vit_evaluate",
                  "gpusq_vit_bench", "report"):
         assert rule in out, out[-2000:]

@@ -10,23 +10,20 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from steps.core import checkpoint, seeding
-from steps.core.errors import ArtifactError, ConfigError
+from steps.core.errors import ArtifactError
 from steps.gpusq_vit.vit import ViT, build
 from steps.nn.nm_sparsity import nm_mask
 
 
-def load_data(d: DictConfig) -> dict[str, torch.Tensor]:
-    """{'x_train', 'y_train', 'x_test', 'y_test'} of config section `data` (Fashion-MNIST: the
-    compression papers' one shared loader, steps.data.fashion_mnist)."""
-    if d.source != "fashion_mnist":
-        raise ConfigError(f"data.source '{d.source}' has no loader here; the miniature uses fashion_mnist "
-                          "(ImageNet at full scale is described in full.yaml, see docs)")
-    from steps.data import fashion_mnist
+def load_data(path) -> dict[str, torch.Tensor]:
+    """{'x_train', 'y_train', 'x_test', 'y_test'} of the data phase's file (hash-checked)."""
+    from steps.core.io import load_npz
 
-    xtr, ytr = fashion_mnist.load("train", int(d.n_train), int(d.size), int(d.seed))
-    xte, yte = fashion_mnist.load("test", int(d.n_test), int(d.size), int(d.seed))
-    return {"x_train": torch.from_numpy(xtr), "y_train": torch.from_numpy(ytr),
-            "x_test": torch.from_numpy(xte), "y_test": torch.from_numpy(yte)}
+    d = load_npz(path, "Fashion-MNIST subset")
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(d)
+    if missing:
+        raise ArtifactError(f"{path} lacks {', '.join(sorted(missing))}; rerun the gpusq_vit_data rule")
+    return {k: torch.from_numpy(v) for k, v in d.items()}
 
 
 def save_model(path, cfg: DictConfig, net: ViT, meta: dict) -> None:

@@ -1,7 +1,7 @@
 """Phase `dense`: the dense FP32 ViT, GPUSQ-ViT's starting point and the teacher of every
 distillation (§3.1: "an original large model with dense weight parameters").
 
-    python -m steps.gpusq_vit.dense scale=mini io.out=models/gpusq_vit/dense.pt
+    python -m steps.gpusq_vit.dense scale=mini io.data=data/gpusq_vit/fmnist.npz io.out=models/gpusq_vit/dense.pt
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from steps.gpusq_vit.vit import build
 
 
 def main(cfg: DictConfig) -> dict:
-    (out,) = need_io(cfg, "out")
+    data_path, out = need_io(cfg, "data", "out")
     t0 = time.monotonic()
     dev, desc = device.setup(cfg.device, int(cfg.threads))
     seed = int(cfg.seed)
     seeding.seed_everything(seed)
-    data = load_data(cfg.data)
+    data = load_data(data_path)
     net = build(cfg.model).to(dev)
     log.info(f"dense ViT: {sum(p.numel() for p in net.parameters())} parameters, {len(data['y_train'])} training images, {desc}")
     res = train(cfg, net, data, cfg.dense, out, seed, "dense")

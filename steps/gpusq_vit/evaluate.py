@@ -9,7 +9,7 @@
   (pitfall: counting INT4 as 1/8 FLOP is a convention, not a measurement);
 * whether every 2:4 model is exactly 2:4 (≥ 2 zeros in every group of 4 input weights).
 
-    python -m steps.gpusq_vit.evaluate scale=mini io.models=models/gpusq_vit io.results=results/gpusq_vit
+    python -m steps.gpusq_vit.evaluate scale=mini io.data=data/gpusq_vit/fmnist.npz io.models=models/gpusq_vit io.results=results/gpusq_vit
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ def bops(net, example: torch.Tensor, meta: dict) -> dict:
 
 
 def main(cfg: DictConfig) -> dict:
-    models, results = need_io(cfg, "models", "results")
+    data_path, models, results = need_io(cfg, "data", "models", "results")
     t0 = time.monotonic()
     _, desc = device.setup("cpu", int(cfg.threads))  # accounting and CPU latency: on the CPU
     seeding.seed_everything(int(cfg.seed))
-    data = load_data(cfg.data)
+    data = load_data(data_path)
     example = data["x_test"][:1]
     acc, comp, valid = {}, {}, {}
     for name in arms(cfg):

@@ -6,7 +6,7 @@ Arms (config `prune.arms`): the 2:4 mask with KD (GPUSQ-ViT), with CE only (no-d
 ablation), and an unstructured magnitude mask at the same 50 % density (a GPU-unfriendly
 reference that the hardware cannot accelerate).
 
-    python -m steps.gpusq_vit.prune scale=mini io.arm=sp24_kd io.teacher=models/gpusq_vit/dense.pt \
+    python -m steps.gpusq_vit.prune scale=mini io.arm=sp24_kd io.data=data/gpusq_vit/fmnist.npz io.teacher=models/gpusq_vit/dense.pt \
         io.out=models/gpusq_vit/prune_sp24_kd.pt
 """
 
@@ -47,7 +47,7 @@ def apply_pattern(net, pattern: str, density: float) -> None:
 
 
 def main(cfg: DictConfig) -> dict:
-    arm_name, teacher_path, out = need_io(cfg, "arm", "teacher", "out")
+    arm_name, data_path, teacher_path, out = need_io(cfg, "arm", "data", "teacher", "out")
     if arm_name not in cfg.prune.arms:
         raise ConfigError(f"unknown prune arm '{arm_name}'; valid: {', '.join(cfg.prune.arms)}")
     arm = cfg.prune.arms[arm_name]
@@ -55,7 +55,7 @@ def main(cfg: DictConfig) -> dict:
     dev, _ = device.setup(cfg.device, int(cfg.threads))
     seed = int(cfg.seed)
     seeding.seed_everything(seed)
-    data = load_data(cfg.data)
+    data = load_data(data_path)
     teacher, _ = load_model(teacher_path, cfg.model, "dense teacher")
     teacher = teacher.to(dev)
     net = copy.deepcopy(teacher)

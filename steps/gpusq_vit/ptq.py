@@ -3,7 +3,7 @@ GPUSQ model, or the dense teacher as a quantizer check) is fake-quantized with t
 quantizers as QAT (per-channel weights, per-tensor activations) and min–max calibrated on
 `quant.calib_n` training images; no training.
 
-    python -m steps.gpusq_vit.ptq scale=mini io.dense=models/gpusq_vit/dense.pt \
+    python -m steps.gpusq_vit.ptq scale=mini io.data=data/gpusq_vit/fmnist.npz io.dense=models/gpusq_vit/dense.pt \
         io.sparse=models/gpusq_vit/prune_sp24_kd.pt io.models=models/gpusq_vit
 """
 
@@ -22,11 +22,11 @@ from steps.gpusq_vit.common import accuracy, calibrate, load_data, load_model, s
 
 
 def main(cfg: DictConfig) -> dict:
-    dense_path, sparse_path, models = need_io(cfg, "dense", "sparse", "models")
+    data_path, dense_path, sparse_path, models = need_io(cfg, "data", "dense", "sparse", "models")
     t0 = time.monotonic()
     dev, _ = device.setup(cfg.device, int(cfg.threads))
     seeding.seed_everything(int(cfg.seed))
-    data = load_data(cfg.data)
+    data = load_data(data_path)
     sources = {"dense": dense_path, "sp24_kd": sparse_path}
     out = {}
     for name, arm in cfg.ptq.arms.items():

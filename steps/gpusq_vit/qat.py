@@ -7,7 +7,7 @@ are weighted by each block's importance, here its loss sensitivity to being quan
 Arms (config `qat.arms`): GPUSQ-ViT at INT8 / INT4, the same without distillation (CE only,
 from the no-KD sparse model), and the unstructured-50 % model with KD at INT8.
 
-    python -m steps.gpusq_vit.qat scale=mini io.arm=gpusq_int4 io.sparse=models/gpusq_vit/prune_sp24_kd.pt \
+    python -m steps.gpusq_vit.qat scale=mini io.arm=gpusq_int4 io.data=data/gpusq_vit/fmnist.npz io.sparse=models/gpusq_vit/prune_sp24_kd.pt \
         io.teacher=models/gpusq_vit/dense.pt io.out=models/gpusq_vit/qat_gpusq_int4.pt
 """
 
@@ -35,7 +35,7 @@ from steps.nn.fake_quant import quant_weight
 
 
 def main(cfg: DictConfig) -> dict:
-    arm_name, sparse_path, teacher_path, out = need_io(cfg, "arm", "sparse", "teacher", "out")
+    arm_name, data_path, sparse_path, teacher_path, out = need_io(cfg, "arm", "data", "sparse", "teacher", "out")
     if arm_name not in cfg.qat.arms:
         raise ConfigError(f"unknown qat arm '{arm_name}'; valid: {', '.join(cfg.qat.arms)}")
     arm = cfg.qat.arms[arm_name]
@@ -43,7 +43,7 @@ def main(cfg: DictConfig) -> dict:
     dev, _ = device.setup(cfg.device, int(cfg.threads))
     seed = int(cfg.seed)
     seeding.seed_everything(seed)
-    data = load_data(cfg.data)
+    data = load_data(data_path)
     teacher, _ = load_model(teacher_path, cfg.model, "dense teacher")
     teacher = teacher.to(dev)
     net, smeta = load_model(sparse_path, cfg.model, f"sparse model {arm.source}")
