@@ -1,0 +1,167 @@
+"""What every GPUSQ-ViT phase shares: data, checkpoints of (masked, quantized) ViTs, the mixed
+knowledge-distillation loss, layer importance, the resumable fine-tuning loop, accuracy."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from steps.core import checkpoint, seeding
+from steps.core.errors import ArtifactError
+from steps.gpusq_vit.vit import ViT, build
+from steps.nn.nm_sparsity import nm_mask
+
+
+def load_data(path) -> dict[str, torch.Tensor]:
+    """{'x_train', 'y_train', 'x_test', 'y_test'} of the data phase's file (hash-checked)."""
+    from steps.core.io import load_npz
+
+    d = load_npz(path, "Fashion-MNIST subset")
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(d)
+    if missing:
+        raise ArtifactError(f"{path} lacks {', '.join(sorted(missing))}; rerun the gpusq_vit_data rule")
+    return {k: torch.from_numpy(v) for k, v in d.items()}
+
+
+def save_model(path, cfg: DictConfig, net: ViT, meta: dict) -> None:
+    """A checkpoint of the network (weights, masks, activation ranges) and how it is quantized."""
+    checkpoint.save(path, cfg, 0, model=net, meta=meta)
+
+
+def load_model(path, model_cfg: DictConfig, what: str = "model") -> tuple[ViT, dict]:
+    """(network in eval mode, meta) of a checkpoint written by save_model."""
+    payload = checkpoint.load(path, what)
+    meta = payload["state"].get("meta") or {}
+    net = build(model_cfg)
+    q = meta.get("quant") or {}
+    if q.get("w_bits") or q.get("a_bits"):
+        for m in net.qlinears().values():
+            m.set_quant(q.get("w_bits"), q.get("a_bits"))
+    try:
+        net.load_state_dict(payload["state"]["model"])
+    except RuntimeError as e:
+        raise ArtifactError(f"{what} {path} does not fit config section `model` ({str(e).splitlines()[0]})") from None
+    return net.eval(), meta
+
+
+@torch.no_grad()
+def accuracy(net: ViT, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
+    was = net.training
+    net.eval()
+    dev = next(net.parameters()).device
+    correct = sum(int((net(x[i:i + batch].to(dev)).argmax(1).cpu() == y[i:i + batch]).sum()) for i in range(0, len(y), batch))
+    net.train(was)
+    return correct / len(y)
+
+
+def kd_loss(s_logits, s_feats, t_logits, t_feats, y, kd: DictConfig, importance) -> tuple[torch.Tensor, dict]:
+    """Mixed-strategy distillation (§3.3): hard-label CE + soft-logit KL at temperature T (×T²)
+    + per-block token-feature MSE weighted by layer importance (mean weight 1)."""
+    ce = F.cross_entropy(s_logits, y)
+    T = float(kd.temperature)
+    kl = F.kl_div(F.log_softmax(s_logits / T, 1), F.log_softmax(t_logits / T, 1), reduction="batchmean", log_target=True) * T * T
+    feat = sum(w * F.mse_loss(s, t) for w, s, t in zip(importance, s_feats, t_feats, strict=True))
+    loss = float(kd.ce) * ce + float(kd.soft) * kl + float(kd.feature) * feat
+    return loss, {"ce": ce.item(), "kl": kl.item(), "feat": float(feat.detach()) if torch.is_tensor(feat) else float(feat)}
+
+
+@torch.no_grad()
+def layer_importance(net: ViT, x: torch.Tensor, y: torch.Tensor, perturb) -> list[float]:
+    """Importance of each block: the rise of the loss on (x, y) when only that block's GEMM
+    weights are perturbed by `perturb(QLinear) -> weight` (2:4 pruning, or quantization),
+    clipped at a floor and normalised to mean 1. A stand-in: the paper weights feature
+    distillation by layer importance but gives no formula we could check (spec)."""
+    net.eval()
+    dev = next(net.parameters()).device
+    x, y = x.to(dev), y.to(dev)
+    base = float(F.cross_entropy(net(x), y))
+    rises = []
+    for i in range(len(net.blocks)):
+        layers = net.block_qlinears(i)
+        saved = [m.weight.detach().clone() for m in layers]
+        for m in layers:
+            m.weight.copy_(perturb(m))
+        rises.append(max(float(F.cross_entropy(net(x), y)) - base, 0.0))
+        for m, w in zip(layers, saved, strict=True):
+            m.weight.copy_(w)
+    floor = 0.05 * max(max(rises), 1e-12)
+    vals = [max(r, floor) for r in rises]
+    return [len(vals) * v / sum(vals) for v in vals]
+
+
+def prune_2to4(m) -> torch.Tensor:
+    """The weight a layer would have under a 2:4 magnitude mask (for layer_importance)."""
+    return m.weight * nm_mask(m.weight * m.mask, 2, 4)
+
+
+def lr_at(step: int, total: int, lr: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 0."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train(cfg: DictConfig, net: ViT, data: dict, sec: DictConfig, out, seed: int, desc: str,
+          teacher: ViT | None = None, importance: list[float] | None = None) -> dict:
+    """`sec.epochs` of AdamW on the training set (a fresh permutation per epoch), resumable
+    (checkpoint.TrainLoop). With a teacher: the mixed KD loss of config section `kd`; without:
+    cross-entropy. Masks are re-applied after every step (QLinear.apply_mask)."""
+    x, y = data["x_train"], data["y_train"]
+    batch = int(sec.batch)
+    per_epoch = math.ceil(len(y) / batch)
+    total = int(sec.epochs) * per_epoch
+    opt = torch.optim.AdamW(net.parameters(), lr=float(sec.lr), weight_decay=float(sec.weight_decay))
+    loop = checkpoint.TrainLoop(cfg, out, total, desc, model=net, optimizer=opt)
+    loop.describe(global_batch=batch, epochs=int(sec.epochs))
+    qls = list(net.qlinears().values())
+    dev = next(net.parameters()).device
+    if teacher is not None:
+        teacher.eval()
+    net.train()
+    perm = None
+    for step in loop:
+        epoch, j = divmod(step, per_epoch)
+        if perm is None or j == 0:
+            perm = torch.randperm(len(y), generator=seeding.step_generator(seed, "epoch", epoch))
+        idx = perm[j * batch:(j + 1) * batch]
+        xb, yb = x[idx].to(dev), y[idx].to(dev)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, total, float(sec.lr), int(sec.warmup_steps))
+        if teacher is None:
+            loss = F.cross_entropy(net(xb), yb)
+            parts = {}
+        else:
+            with torch.no_grad():
+                t_logits, t_feats = teacher(xb, features=True)
+            s_logits, s_feats = net(xb, features=True)
+            loss, parts = kd_loss(s_logits, s_feats, t_logits, t_feats, yb, cfg.kd, importance)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for m in qls:
+            m.apply_mask()
+        loop.log(loss=loss.item(), **parts)
+    return {"loop": loop, "record": loop.record()}
+
+
+def set_quant(net: ViT, w_bits: int | None, a_bits: int | None, momentum: float) -> None:
+    """Fake-quantize every GEMM layer: weights per output channel, inputs per tensor."""
+    for m in net.qlinears().values():
+        m.set_quant(w_bits, a_bits, momentum)
+
+
+@torch.no_grad()
+def calibrate(net: ViT, x: torch.Tensor, batch: int = 500) -> None:
+    """Min–max calibration of every activation quantizer: the largest |x| seen on `x`."""
+    obs = [m.act for m in net.qlinears().values() if m.act is not None]
+    net.eval()
+    for o in obs:
+        o.calibrating = True
+    dev = next(net.parameters()).device
+    for i in range(0, len(x), batch):
+        net(x[i:i + batch].to(dev))
+    for o in obs:
+        o.calibrating = False

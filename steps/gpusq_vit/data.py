@@ -1,0 +1,39 @@
+"""Phase `data`: the class-stratified Fashion-MNIST subsets of the miniature, read once through
+the compression papers' shared loader (steps.data.fashion_mnist: SHA-256-checked IDX files,
+area downsampling, standardisation) and written with their content hash; every later phase
+reads this file (decoding the 47 MB IDX archive in each would cost more than its work at smoke).
+
+    python -m steps.gpusq_vit.data scale=mini io.out=data/gpusq_vit/fmnist.npz
+"""
+
+from __future__ import annotations
+
+import time
+
+from omegaconf import DictConfig
+
+from steps.core.cli import need_io, run
+from steps.core.errors import ConfigError
+from steps.core.io import save_npz
+from steps.core.progress import log
+
+
+def main(cfg: DictConfig) -> dict:
+    (out,) = need_io(cfg, "out")
+    d = cfg.data
+    if d.source != "fashion_mnist":
+        raise ConfigError(f"data.source '{d.source}' has no loader yet; the miniature uses fashion_mnist "
+                          "(the ImageNet loader of full scale is not implemented, see docs/papers/gpusq_vit.md)")
+    from steps.data import fashion_mnist
+
+    t0 = time.monotonic()
+    xtr, ytr = fashion_mnist.load("train", int(d.n_train), int(d.size), int(d.seed))
+    xte, yte = fashion_mnist.load("test", int(d.n_test), int(d.size), int(d.seed))
+    digest = save_npz(out, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    log.info(f"Fashion-MNIST {len(ytr)} train / {len(yte)} test at {d.size}×{d.size} → {out} "
+             f"(sha256 {digest[:12]}, {time.monotonic() - t0:.1f} s)")
+    return {"hash": digest}
+
+
+if __name__ == "__main__":
+    run(main, "gpusq_vit", "data")
