@@ -106,6 +106,7 @@ rule nitrofusion_train_nitro:
         code("steps.nitrofusion.sdxl.train"),
         sdxl=f"{NFF_D}/sdxl",
         start=f"{NFF_D}/{{start}}",
+        prompts=f"{NFF_D}/prompts_train.parquet",
         reals=expand(f"{NFF_D}/reals/shard{{shard}}.npz", shard=NFF_SHARDS),
     output:
         f"{NFF_M}/nitro_{{start}}.pt",
@@ -125,7 +126,8 @@ rule nitrofusion_train_nitro:
         "benchmarks/nitrofusion/train_nitro_{start}.tsv"
     shell:
         "{resources.launch} -m steps.nitrofusion.sdxl.train {params.args} train.start={wildcards.start} "
-        "io.sdxl={input.sdxl} io.start={input.start} io.reals={params.reals} io.out={output} > {log} 2>&1"
+        "io.sdxl={input.sdxl} io.start={input.start} io.reals={params.reals} io.prompts={input.prompts} "
+        "io.out={output} > {log} 2>&1"
 
 
 rule nitrofusion_sample_coco5k:
