@@ -37,8 +37,8 @@ def main(cfg: DictConfig) -> dict:
     rt = runtime.start(cfg, seed)
     dev = rt.device
     prompts = data.Prompts(prompts_path)
-    n = min(int(g.n), len(prompts))
-    if int(g.n) > len(prompts):
+    n = int(g.n)
+    if n > len(prompts):
         raise ConfigError(f"gen_reals.n = {g.n} but {prompts_path} has {len(prompts)} prompts")
     start, stop = data.shard_range(n, int(g.shards), int(g.shard))
     shape = data.latent_shape(int(g.resolution))

@@ -18,7 +18,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
@@ -91,7 +90,6 @@ def main(cfg: DictConfig) -> dict:
             log.info(f"{start}/{name}: {n} images, timesteps {steps}" + (f", {ms:.1f} ms/image" if ms else " (resumed)"))
         del unet
     bar.close()
-    manifest["captions_sha"] = int(np.frombuffer(json.dumps(captions).encode(), np.uint8).sum())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return {"variants": len(manifest["variants"])}
 
