@@ -107,8 +107,9 @@ def test_full_pipeline_on_tiny_sdxl(reals, trained, tmp_path):
                   f"io.out={d / f'samples_{start}'}")
     man = json.loads((d / "samples_dmd2" / "manifest.json").read_text())
     assert set(man["variants"]) == {"base_n1", "base_n2", "nitro_n1", "nitro_n2"}
-    assert man["variants"]["nitro_n2"]["timesteps"] == [999, 250]
-    assert json.loads((d / "samples_hypersd" / "manifest.json").read_text())["variants"]["base_n2"]["timesteps"] == [999, 500]
+    assert man["variants"]["nitro_n2"]["timesteps"] == [999, 499] and man["variants"]["nitro_n2"]["unet_timesteps"] == [249, 124]
+    hyper = json.loads((d / "samples_hypersd" / "manifest.json").read_text())["variants"]["base_n1"]
+    assert hyper["timesteps"] == [999] and hyper["unet_timesteps"] == [499]
     assert len(list((d / "samples_dmd2" / "nitro_n2").glob("*.png"))) == 4
 
     r = tmp_path / "results"

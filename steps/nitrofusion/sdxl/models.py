@@ -167,10 +167,12 @@ def _ab(ac: torch.Tensor, s: torch.Tensor, like: torch.Tensor):
     return a, (1 - a * a).clamp_min(0).sqrt()
 
 
-def x0_from_eps(unet, ac: torch.Tensor, x: torch.Tensor, s: torch.Tensor, cond: Cond) -> torch.Tensor:
-    """x̂0 = (x_s − √(1 − ᾱ_s)·ε̂)/√ᾱ_s with ε̂ = unet(x_s, s | cond): one step of a one-step
-    SDXL student (DMD2 / Hyper-SD predict ε)."""
-    eps = unet(x, s, **cond.kwargs()).sample.to(x.dtype)
+def x0_from_eps(unet, ac: torch.Tensor, x: torch.Tensor, s: torch.Tensor, cond: Cond,
+                fed: torch.Tensor | None = None) -> torch.Tensor:
+    """x̂0 = (x_s − √(1 − ᾱ_s)·ε̂)/√ᾱ_s with ε̂ = unet(x_s, fed | cond), fed = s unless given
+    (NitroFusion's shifted timestep feeds the UNet a smaller timestep than the noise level s):
+    one step of a one-step SDXL student (DMD2 / Hyper-SD predict ε)."""
+    eps = unet(x, s if fed is None else fed, **cond.kwargs()).sample.to(x.dtype)
     a, b = _ab(ac, s, x)
     return (x - b * eps) / a
 

@@ -1,8 +1,8 @@
 """Phase `sample_coco5k` (full, GPU): COCO-5k images of one start (sample.start) before
 (`base`: the DMD2 / Hyper-SD UNet itself) and after NitroFusion (`nitro`: train_nitro's UNet),
 each at every sample.steps count by bottom-up refinement with the same weights
-(steps.nitrofusion.sdxl.sampling: timestep 999, then re-noise levels down to the start's
-shifted timestep). Every variant sees the same noises, captions and re-noise draws.
+(steps.nitrofusion.sdxl.sampling: the README's LCM sampling with trailing noise levels, the UNet
+fed the start's shifted timestep). Every variant sees the same noises, captions and re-noise draws.
 
     python -m steps.nitrofusion.sdxl.sample scale=full sample.start=dmd2 io.sdxl=data/nitrofusion/sdxl \
         io.start=data/nitrofusion/dmd2 io.tuned=models/nitrofusion/nitro_dmd2.pt \
@@ -46,7 +46,7 @@ def main(cfg: DictConfig) -> dict:
     start = str(s.start)
     if start not in s.shifted_timestep:
         raise ConfigError(f"sample.start = {start!r} has no sample.shifted_timestep; known: {', '.join(s.shifted_timestep)}")
-    seed = int(s.get("seed", 0))
+    seed, shifted = int(s.get("seed", 0)), int(s.shifted_timestep[start])
     rt = runtime.start(cfg, seed)
     dev = rt.device
     table = load_parquet(prompts_path, "COCO evaluation captions")
@@ -66,7 +66,7 @@ def main(cfg: DictConfig) -> dict:
     for variant, loader in loaders.items():
         unet = loader().to(dev).eval()
         for k in s.steps:
-            steps = sampling.schedule(int(k), int(s.shifted_timestep[start]))
+            steps = sampling.schedule(sd.scheduler_config, int(k))
             name = f"{variant}_n{k}"
             folder = out / name
             folder.mkdir(parents=True, exist_ok=True)
@@ -79,14 +79,15 @@ def main(cfg: DictConfig) -> dict:
                 z = data.noise(seed, idx, shape, "eval_noise").to(dev)
                 g = seeding.step_generator(seed, f"refine/n{k}", b)
                 with autocast(dev):
-                    lat = sampling.refine(unet, ac, z, text([captions[i] for i in idx]), steps, g)
+                    lat = sampling.refine(unet, ac, z, text([captions[i] for i in idx]), steps, shifted, g)
                     img = models.to_uint8(models.decode(sd.vae, lat))
                 for p, im in zip(paths, img, strict=True):
                     save_png(p, im)
                 made += len(idx)
                 bar.update(len(idx))
             ms = 1000.0 * (time.perf_counter() - t0) / made if made else None
-            manifest["variants"][name] = {"variant": variant, "steps": int(k), "timesteps": steps, "ms_per_image": ms}
+            manifest["variants"][name] = {"variant": variant, "steps": int(k), "timesteps": steps,
+                                          "unet_timesteps": [sampling.shift(t, shifted) for t in steps], "ms_per_image": ms}
             log.info(f"{start}/{name}: {n} images, timesteps {steps}" + (f", {ms:.1f} ms/image" if ms else " (resumed)"))
         del unet
     bar.close()

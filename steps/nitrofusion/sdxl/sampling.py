@@ -31,25 +31,37 @@ def teacher(unet, scheduler_config: dict, z: torch.Tensor, cond: Cond, null: Con
     return x
 
 
-def schedule(n: int, shifted: int, first: int = 999) -> list[int]:
-    """The timesteps of n-step bottom-up refinement: the one-step start's timestep `first`
-    (999), then n − 1 re-noise levels evenly down to the start's shifted timestep (README's
-    TimestepShiftLCMScheduler: 250 for DMD2-based Realism, 500 for Hyper-SD-based Vibrant).
-    Ours: how the README's scheduler spaces the intermediate steps is not restated here."""
-    if n <= 1:
-        return [first]
-    return [round(first + (shifted - first) * k / (n - 1)) for k in range(n)]
+def schedule(scheduler_config: dict, n: int) -> list[int]:
+    """The noise levels of n-step inference: diffusers' LCMScheduler on SDXL's scheduler config
+    with timestep_spacing = trailing, as NitroFusion's README builds it (n = 1: [999]; n = 2:
+    [999, 499]; n = 4: [999, 759, 499, 259])."""
+    from diffusers import LCMScheduler
+
+    sched = LCMScheduler.from_config(scheduler_config, timestep_spacing="trailing")
+    sched.set_timesteps(int(n))
+    return [int(t) for t in sched.timesteps]
 
 
-def refine(unet, ac: torch.Tensor, z: torch.Tensor, cond: Cond, timesteps: list[int],
-           generator: torch.Generator) -> torch.Tensor:
-    """Bottom-up refinement with one set of weights (LCM-style): x̂0 from the pure noise z fed at
-    timesteps[0], then for each later s: re-noise x̂0 to x_s with fresh noise and predict x̂0
-    again. len(timesteps) UNet calls. Grad-enabled: the training phase calls it for one step."""
+def shift(s: int, shifted: int) -> int:
+    """The timestep the UNet is fed at noise level s: ⌊s·shifted/1000⌋ (README's
+    TimestepShiftLCMScheduler; shifted = 250 for Realism / DMD2, 500 per the spec for Vibrant)."""
+    return int(s * shifted / 1000)
+
+
+def refine(unet, ac: torch.Tensor, z: torch.Tensor, cond: Cond, timesteps: list[int], shifted: int,
+           generator: torch.Generator | None) -> torch.Tensor:
+    """Bottom-up refinement with one set of weights, the README's LCM sampling: at each noise
+    level s_k, x̂0 = (x − √(1 − ᾱ)·ε̂)/√ᾱ with ε̂ = unet(x, shift(s_k) | c); then x is x̂0 re-noised
+    to the next level with fresh noise. len(timesteps) UNet calls; z is the pure noise of the
+    first level. LCM's boundary scalings (c_skip ≤ 4·10⁻⁹ for s ≥ 250) are left out.
+    Grad-enabled: the training phase calls it for one step."""
     n = z.shape[0]
-    x = x0_from_eps(unet, ac, z, torch.full((n,), timesteps[0], device=z.device), cond)
-    for s in timesteps[1:]:
-        eps = torch.randn(z.shape, generator=generator).to(z.device, z.dtype)
+    x = z
+    for k, s in enumerate(timesteps):
         sv = torch.full((n,), int(s), device=z.device)
-        x = x0_from_eps(unet, ac, renoise(ac, x, sv, eps), sv, cond)
+        x0 = x0_from_eps(unet, ac, x, sv, cond, torch.full((n,), shift(int(s), shifted), device=z.device))
+        if k + 1 == len(timesteps):
+            return x0
+        eps = torch.randn(z.shape, generator=generator).to(z.device, z.dtype)
+        x = renoise(ac, x0, torch.full((n,), int(timesteps[k + 1]), device=z.device), eps)
     return x

@@ -4,8 +4,9 @@ one-step SDXL start (train.start: dmd2 → NitroSD-Realism, hypersd → NitroSD-
 Per step, as in the miniature (steps.nitrofusion.adversarial): draw `per_step` heads of every
 noise-level group of the pool (steps.nitrofusion.sdxl.discriminator.SDXLPool on the frozen
 SDXL-base UNet), one discriminator update with the hinge loss on teacher "reals"
-(gen_teacher_reals) against the student's one-step samples x̂0 = G(z | c) at timestep
-train.timestep, then one generator update through the frozen teacher and the same heads; every
+(gen_teacher_reals) against the student's one-step samples x̂0 = G(z | c) — noise level 999,
+the UNet fed the start's shifted timestep (sample.shifted_timestep, as at inference) — then one
+generator update through the frozen teacher and the same heads; every
 `discriminator.refresh.every` steps a share of the pool is re-initialised (and its optimiser
 state dropped). The batch's rows are split evenly over the groups; each row is re-noised to a
 level of its group, s = round((1 − t)·999).
@@ -91,7 +92,8 @@ def main(cfg: DictConfig) -> dict:
     plan = distributed.batch_plan(int(tr.batch), int(tr.micro_batch), dist.world)
     prec = distributed.precision(tr.get("precision"), dev)
     model_g = dist.wrap(gen)
-    n_groups, t_gen = len(spec.ranges), int(tr.get("timestep", 999))
+    n_groups, shifted = len(spec.ranges), int(cfg.sample.shifted_timestep[str(tr.start)])
+    first = sampling.schedule(sd.scheduler_config, 1)  # one step: noise level 999, UNet fed shift(999)
     trace = checkpoint.Snapshots(refresh=[])
     loop = checkpoint.TrainLoop(cfg, out, int(tr.steps), f"train_nitro {tr.start}", dist, gen=gen, pool=pool,
                                 opt_g=opt_g, opt_d=opt_d, trace=trace)
@@ -121,7 +123,7 @@ def main(cfg: DictConfig) -> dict:
         for m in micros:
             with distributed.autocast(prec, dev):
                 with torch.no_grad():
-                    xf = sampling.refine(gen, ac, m["z"], m["c"], [t_gen], g)
+                    xf = sampling.refine(gen, ac, m["z"], m["c"], first, shifted, g)
                 ids = present(chosen, m["groups"])
                 s = pool.scores(ac, torch.cat([m["xr"], xf]), models.Cond.cat([m["c"], m["c"]]), null2,
                                 torch.cat([m["t"], m["t"]]), torch.cat([m["eps_r"], m["eps_f"]]),
@@ -135,7 +137,7 @@ def main(cfg: DictConfig) -> dict:
         opt_g.zero_grad(set_to_none=True)
 
         def g_loss(i, sl, m=micros, chosen=chosen, g=g, null=null1):
-            x = sampling.refine(model_g, ac, m[i]["z"], m[i]["c"], [t_gen], g)
+            x = sampling.refine(model_g, ac, m[i]["z"], m[i]["c"], first, shifted, g)
             return hinge_g(pool.scores(ac, x, m[i]["c"], null, m[i]["t"], m[i]["eps_f"], m[i]["groups"],
                                        present(chosen, m[i]["groups"])))
 
