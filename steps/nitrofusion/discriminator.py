@@ -111,16 +111,22 @@ def layout(n: int, local: bool) -> list[tuple[str, bool]]:
 
 
 class HeadPool(nn.Module):
-    """groups × heads_per_group heads on a frozen backbone's taps (see module docstring)."""
+    """groups × heads_per_group heads on a frozen backbone's taps (see module docstring).
+    `make_head(kind, tap, cond)` builds one head (default: the miniature's Head); global heads
+    sit on the last tap, local heads cycle over the earlier ones. Heads need reset(generator)."""
 
-    def __init__(self, spec: PoolSpec, feat_dim: int, c_dim: int, n_taps: int, generator: torch.Generator):
+    def __init__(self, spec: PoolSpec, feat_dim: int, c_dim: int, n_taps: int, generator: torch.Generator,
+                 make_head=None):
         super().__init__()
         self.spec = spec
+        if make_head is None:
+            def make_head(kind, tap, cond):
+                return Head(kind, tap, feat_dim, c_dim, spec.hidden, cond)
         heads = []
         for _ in spec.ranges:
             for j, (kind, cond) in enumerate(layout(spec.heads_per_group, spec.local)):
                 tap = n_taps - 1 if kind == "global" else j % max(1, n_taps - 1)
-                heads.append(Head(kind, tap, feat_dim, c_dim, spec.hidden, cond))
+                heads.append(make_head(kind, tap, cond))
         self.heads = nn.ModuleList(heads)
         for h in self.heads:
             h.reset(generator)
@@ -178,7 +184,12 @@ class HeadPool(nn.Module):
 
 
 def reset_adam_state(opt, params: list[torch.nn.Parameter]) -> None:
-    """Zero the moments and step counts of `params` in a steps.nn.optim.Adam."""
+    """Zero the moments and step counts of `params` in a steps.nn.optim.Adam, or drop their
+    state in a torch.optim optimiser (it is rebuilt, fresh, at the next step)."""
+    if isinstance(opt, torch.optim.Optimizer):
+        for p in params:
+            opt.state.pop(p, None)
+        return
     ids = {id(p) for p in params}
     for k, p in enumerate(opt.params):
         if id(p) in ids:

@@ -5,6 +5,7 @@
 #   train_nitro[start] (8 GPUs, torchrun) ───────────────────────────────────────────────────┴─ sample_coco5k[start] ─ eval_fid_clip ─ report
 import functools
 import json
+import os
 
 from omegaconf import OmegaConf
 
@@ -106,6 +107,7 @@ rule nitrofusion_train_nitro:
         code("steps.nitrofusion.sdxl.train"),
         sdxl=f"{NFF_D}/sdxl",
         start=f"{NFF_D}/{{start}}",
+        prompts=f"{NFF_D}/prompts_train.parquet",
         reals=expand(f"{NFF_D}/reals/shard{{shard}}.npz", shard=NFF_SHARDS),
     output:
         f"{NFF_M}/nitro_{{start}}.pt",
@@ -114,7 +116,7 @@ rule nitrofusion_train_nitro:
     params:
         trigger=lambda w: NFF_TRIGGER("train_nitro"),
         args=lambda w: NFF_ARGS("train_nitro"),
-        reals=f"{NFF_D}/reals",
+        reals=lambda w, input: os.path.dirname(input.reals[0]),
     resources:
         **rule_resources("nitrofusion", "train_nitro", launch=True),
     conda:
@@ -125,7 +127,8 @@ rule nitrofusion_train_nitro:
         "benchmarks/nitrofusion/train_nitro_{start}.tsv"
     shell:
         "{resources.launch} -m steps.nitrofusion.sdxl.train {params.args} train.start={wildcards.start} "
-        "io.sdxl={input.sdxl} io.start={input.start} io.reals={params.reals} io.out={output} > {log} 2>&1"
+        "io.sdxl={input.sdxl} io.start={input.start} io.reals={params.reals} io.prompts={input.prompts} "
+        "io.out={output} > {log} 2>&1"
 
 
 rule nitrofusion_sample_coco5k:
@@ -169,6 +172,8 @@ rule nitrofusion_eval_fid_clip:
     params:
         trigger=lambda w: NFF_TRIGGER("eval_fid_clip"),
         args=lambda w: NFF_ARGS("eval_fid_clip"),
+        samples=lambda w, input: os.path.dirname(input.samples[0]),
+        results=lambda w, output: os.path.dirname(output.fid),
     resources:
         **rule_resources("nitrofusion", "eval_fid_clip"),
     conda:
@@ -178,5 +183,5 @@ rule nitrofusion_eval_fid_clip:
     benchmark:
         "benchmarks/nitrofusion/eval_fid_clip.tsv"
     shell:
-        "python -m steps.nitrofusion.sdxl.evaluate {params.args} io.samples={NFF_D} io.prompts={input.prompts} "
-        "io.coco={input.coco} io.inception={input.inception} io.clip={input.clip} io.results={NFF_R} > {log} 2>&1"
+        "python -m steps.nitrofusion.sdxl.evaluate {params.args} io.samples={params.samples} io.prompts={input.prompts} "
+        "io.coco={input.coco} io.inception={input.inception} io.clip={input.clip} io.results={params.results} > {log} 2>&1"

@@ -1,12 +1,80 @@
-"""Phase `gen_teacher_reals` (full, GPU): specified in params/nitrofusion/full.yaml; the SDXL code is not written yet."""
+"""Phase `gen_teacher_reals` (full, GPU): one shard of NitroFusion's "real" samples — the
+multi-step SDXL teacher's image latents for the training prompts (distillation setting: the
+discriminator learns the teacher's distribution).
 
-from steps.core.cli import run
-from steps.nitrofusion.sdxl import pending
+    python -m steps.nitrofusion.sdxl.gen_reals scale=full gen_reals.shard=0 io.sdxl=data/nitrofusion/sdxl \
+        io.prompts=data/nitrofusion/prompts_train.parquet io.out=data/nitrofusion/reals/shard0000.npz
+
+Sample i uses prompt i of the table and the noise of (prompts.seed, i) (steps.instaflow.sd.data),
+so the shards are independent of batch and GPU. A shard stores x1 (float16 latents) and index —
+the format of InstaFlow's pair shards, read back with steps.instaflow.sd.data.PairStore. A killed
+shard resumes from <out>.resume.npz, written every ckpt.every_s seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from steps.core import runtime
+from steps.core.cli import need_io, run
+from steps.core.errors import ArtifactError, ConfigError
+from steps.core.io import load_npz, save_npz
+from steps.core.progress import Progress, log
+from steps.instaflow.sd import data
+from steps.instaflow.sd.train import autocast
+from steps.nitrofusion.sdxl import models, sampling
 
 
-def main(cfg) -> dict:
-    pending("gen_teacher_reals")
-    return {}
+def main(cfg: DictConfig) -> dict:
+    sdxl_dir, prompts_path, out = need_io(cfg, "sdxl", "prompts", "out")
+    g = cfg.gen_reals
+    seed = int(cfg.prompts.seed)
+    rt = runtime.start(cfg, seed)
+    dev = rt.device
+    prompts = data.Prompts(prompts_path)
+    n = int(g.n)
+    if n > len(prompts):
+        raise ConfigError(f"gen_reals.n = {g.n} but {prompts_path} has {len(prompts)} prompts")
+    start, stop = data.shard_range(n, int(g.shards), int(g.shard))
+    shape = data.latent_shape(int(g.resolution))
+    sd = models.load(sdxl_dir, dev)
+    text = models.TextXL(sd.tokenizers, sd.text_encoders, int(g.resolution), dev)
+
+    resume = Path(f"{out}.resume.npz")
+    x1 = np.zeros((stop - start, *shape), dtype=np.float16)
+    done = 0
+    if resume.exists():
+        state = load_npz(resume, "teacher reals resume file")
+        done = int(state["done"])
+        x1[:done] = state["x1"][:done]
+        log.info(f"resuming {out} at sample {start + done}")
+    log.info(f"shard {g.shard}/{g.shards}: teacher reals [{start}, {stop}), {g.steps} Euler steps, guidance "
+             f"{g.guidance}, {g.resolution} px, on {rt.description}")
+    bar = Progress(stop - start, f"reals shard {g.shard}", cfg.progress.every_s, initial=done)
+    last = time.monotonic()
+    while done < stop - start:
+        idx = list(range(start + done, min(stop, start + done + int(g.batch))))
+        z = data.noise(seed, idx, shape, "reals_noise").to(dev)
+        with torch.no_grad(), autocast(dev):
+            c = text(prompts(idx))
+            x = sampling.teacher(sd.unet, sd.scheduler_config, z, c, text.nulls(len(idx)), int(g.steps), float(g.guidance))
+        if not torch.isfinite(x).all():
+            raise ArtifactError(f"the teacher produced non-finite latents for samples {idx[0]}..{idx[-1]}")
+        x1[done:done + len(idx)] = x.float().cpu().numpy().astype(np.float16)
+        done += len(idx)
+        bar.update(len(idx))
+        if done < stop - start and time.monotonic() - last >= float(cfg.ckpt.every_s):
+            save_npz(resume, x1=x1, done=np.array(done))
+            last = time.monotonic()
+    bar.close()
+    save_npz(out, x1=x1, index=np.arange(start, stop, dtype=np.int64))
+    resume.unlink(missing_ok=True)
+    return {"reals": stop - start}
 
 
 if __name__ == "__main__":
