@@ -116,9 +116,11 @@ def fetch_asset(name: str, spec: dict, out: Path, cache: Path) -> dict:
     return lock
 
 
-def main(cfg: DictConfig) -> dict:
+def fetch_assets(cfg: DictConfig, assets: dict) -> dict[str, int]:
+    """Fetch every asset the command line names as io.<asset>=<dir> (downloads cached under
+    io.cache) and write <dir>.lock.json for each; {asset: number of files}. Shared by every
+    paper whose full scale fetches assets (their params' `assets` sections)."""
     (cache,) = need_io(cfg, "cache")
-    assets = OmegaConf.to_container(cfg.sd.assets, resolve=True)
     names = [k for k in cfg.io if k != "cache"]
     unknown = [k for k in names if k not in assets]
     if unknown or not names:
@@ -126,15 +128,22 @@ def main(cfg: DictConfig) -> dict:
                           f"got {', '.join(unknown) or 'none'}")
     out = {}
     for name in names:
+        spec = assets[name]
+        if spec.get("kind") == "files" and not spec.get("files") and not spec.get("local_dir"):
+            raise ConfigError(f"asset {name} has no download source: set its local_dir in params to your copy")
         dest = Path(cfg.io[name])
         log.info(f"fetching {name} into {dest}")
-        lock = fetch_asset(name, assets[name], dest, Path(cache) / name)
+        lock = fetch_asset(name, spec, dest, Path(cache) / name)
         unpinned = [f for f, r in lock["source"].get("urls", {}).items() if not r["pinned"]]
         if unpinned:
             log.info(f"{name}: no sha256 in params for {', '.join(unpinned)}; recorded in {dest}.lock.json")
         write_json(f"{dest}.lock.json", lock)
         out[name] = len(lock["files"])
     return out
+
+
+def main(cfg: DictConfig) -> dict:
+    return fetch_assets(cfg, OmegaConf.to_container(cfg.sd.assets, resolve=True))
 
 
 if __name__ == "__main__":
