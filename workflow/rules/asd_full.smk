@@ -5,6 +5,7 @@
 #   fetch{sd21,stablesr,laion_coco,mm_celeba_hq,clip,inception} ─ train_arad ─ generate[sd21|arad] ─ fid_clip ─┬─ report
 #                                                                          upscale_full[mode] ────┘
 import json
+import os
 
 from omegaconf import OmegaConf
 
@@ -110,7 +111,7 @@ rule asd_fid_clip:
     params:
         trigger=trigger("asd", "fid_clip"),
         args=step_args("asd", "fid_clip"),
-        generated=ASF_D,  # the folder holding generated_{sd21,arad}
+        generated=lambda w, input: os.path.dirname(input.generated[0]),  # the folder holding generated_{sd21,arad}
     resources:
         **rule_resources("asd", "fid_clip"),
     conda:
