@@ -52,13 +52,14 @@ def main(cfg: DictConfig) -> dict:
             fid.reset()
             sims = []
             for idx in chunks:
-                img = scores.load_images([folder / rows[i]["file"] for i in idx], res).to(dev)
-                fid.update(img, real=False)
-                sims.append(clip.score(scores.load_images([folder / rows[i]["file"] for i in idx], clip.size),
-                                       clip.text([rows[i]["caption"] for i in idx])))
-            values["fid"].setdefault(arm, {})[f"r{key}"] = metrics.summary([float(fid.compute())])
-            values["clip"].setdefault(arm, {})[f"r{key}"] = metrics.summary([float(torch.cat(sims).mean())])
-            log.info(f"{arm} {key}: FID {float(fid.compute()):.2f}, CLIP {float(torch.cat(sims).mean()):.4f}")
+                files = [folder / rows[i]["file"] for i in idx]
+                fid.update(scores.load_images(files, res).to(dev), real=False)
+                # CLIP sees the centre square at its own input size (ClipScore resizes to it)
+                sims.append(clip.score(scores.load_images(files, clip.size), clip.text([rows[i]["caption"] for i in idx])))
+            f, c = float(fid.compute()), float(torch.cat(sims).mean())
+            values["fid"].setdefault(arm, {})[f"r{key}"] = metrics.summary([f])
+            values["clip"].setdefault(arm, {})[f"r{key}"] = metrics.summary([c])
+            log.info(f"{arm} {key}: FID {f:.2f}, CLIP {c:.4f}")
     metrics.write(out, cfg, "fid_clip",
                   f"FID ({ev.fid_features} features, centre crops at {res} px) vs {n} held-out LAION-COCO images, and "
                   f"CLIP score ({ev.clip_model}), per arm (sd21, arad) and ratio bucket r<H>x<W>",
