@@ -79,6 +79,22 @@ def tiled_velocity(v: Callable, x: torch.Tensor, t: torch.Tensor, c: torch.Tenso
     return vel, calls
 
 
+def step_origins(mode: str, h: int, w: int, tile: int, step: int, stride: int | None = None,
+                 max_offset: int | None = None, reset_every: int = 4,
+                 generator: torch.Generator | None = None) -> tuple[list[int], list[int], tuple[int, int] | None]:
+    """Tile origins (ys, xs) of a tiled mode at solver step `step`, and the grid offset used
+    (None for `overlap`): what `sample` does at each step, for samplers with their own update
+    (e.g. a diffusers scheduler's step)."""
+    if mode == "overlap":
+        return overlap_origins(h, tile, int(stride)), overlap_origins(w, tile, int(stride)), None
+    if mode not in ("non_overlap", "fstd"):
+        raise ValueError(f"no tile origins for mode '{mode}'")
+    oy = ox = 0
+    if mode == "fstd" and step % reset_every != 0:
+        oy, ox = (int(o) for o in torch.randint(0, int(max_offset), (2,), generator=generator))
+    return grid_origins(h, tile, oy), grid_origins(w, tile, ox), (oy, ox)
+
+
 @torch.no_grad()
 def sample(v: Callable, z: torch.Tensor, c: torch.Tensor, steps: int, mode: str, tile: int,
            stride: int | None = None, max_offset: int | None = None, reset_every: int = 4,
@@ -99,14 +115,9 @@ def sample(v: Callable, z: torch.Tensor, c: torch.Tensor, steps: int, mode: str,
         if mode == "whole":
             vel, n = v(x, t, c), 1
         else:
-            if mode == "overlap":
-                ys, xs = overlap_origins(h, tile, int(stride)), overlap_origins(w, tile, int(stride))
-            else:
-                oy = ox = 0
-                if mode == "fstd" and i % reset_every != 0:
-                    oy, ox = (int(o) for o in torch.randint(0, int(max_offset), (2,), generator=generator))
-                offsets.append((oy, ox))
-                ys, xs = grid_origins(h, tile, oy), grid_origins(w, tile, ox)
+            ys, xs, off = step_origins(mode, h, w, tile, i, stride, max_offset, reset_every, generator)
+            if off is not None:
+                offsets.append(off)
             vel, n = tiled_velocity(v, x, t, c, tile, ys, xs, weights, ref)
         x = x + dt * vel
         ref = vel  # the official code's noise reference: this step's prediction, for the next step

@@ -2,9 +2,10 @@
 # LAION-COCO (ARAD), sampled per ratio, scored (FID, CLIP), then enlarged by StableSR with FSTD.
 # Included instead of asd.smk when --config scale=full; parameters and GPU resources in
 # params/asd/full.yaml. GPU rules: train_arad (8 GPUs, torchrun), generate, fid_clip, upscale_full.
-#   fetch{sd21,stablesr,laion_coco,mm_celeba_hq} ─ train_arad ─ generate[sd21|arad] ─ fid_clip ─┬─ report
+#   fetch{sd21,stablesr,laion_coco,mm_celeba_hq,clip,inception} ─ train_arad ─ generate[sd21|arad] ─ fid_clip ─┬─ report
 #                                                                          upscale_full[mode] ────┘
 import json
+import os
 
 from omegaconf import OmegaConf
 
@@ -102,12 +103,15 @@ rule asd_fid_clip:
     input:
         code("steps.asd.full.fid_clip"),
         laion=f"{ASF_D}/laion_coco",
+        clip=f"{ASF_D}/clip",
+        inception=f"{ASF_D}/inception",
         generated=expand(f"{ASF_D}/generated_{{arm}}", arm=["sd21", "arad"]),
     output:
         f"{ASF_R}/fid_clip.json",
     params:
         trigger=trigger("asd", "fid_clip"),
         args=step_args("asd", "fid_clip"),
+        generated=lambda w, input: os.path.dirname(input.generated[0]),  # the folder holding generated_{sd21,arad}
     resources:
         **rule_resources("asd", "fid_clip"),
     conda:
@@ -117,7 +121,8 @@ rule asd_fid_clip:
     benchmark:
         "benchmarks/asd/fid_clip.tsv"
     shell:
-        "python -m steps.asd.full.fid_clip {params.args} io.laion={input.laion} io.generated={ASF_D} "
+        "python -m steps.asd.full.fid_clip {params.args} io.laion={input.laion} io.generated={params.generated} "
+        "io.clip={input.clip} io.inception={input.inception} "
         "io.out={output} > {log} 2>&1"
 
 
