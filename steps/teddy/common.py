@@ -6,6 +6,8 @@ from steps.core.io import load_npz
 
 # The arms of the sweep: TEDDY, its two ablations, and the two baselines (spec "Mini reproduction").
 ARMS = ("teddy", "teddy_no_kd", "inverted", "random", "ugs")
+# The arms that read the dense teacher (distillation, and its training time in a ticket's cost).
+TEACHER_ARMS = ("teddy", "teddy_no_kd", "inverted")
 
 
 def load_graph(path):

@@ -83,13 +83,15 @@ def one_shot(arm: str, g, cfg: DictConfig, score: np.ndarray, teacher: torch.Ten
 
 
 def main(cfg: DictConfig) -> dict:
-    arm, graph, score_path, dense, out = need_io(cfg, "arm", "graph", "score", "dense", "out")
+    arm, graph, score_path, out = need_io(cfg, "arm", "graph", "score", "out")
     if arm not in common.ARMS:
         raise ConfigError(f"teddy sweep io.arm must be one of {', '.join(common.ARMS)}, got {arm!r}")
+    # The TEDDY family reads the dense teacher (its logits, and its training time as part of a
+    # ticket's cost); random and UGS do not, so their jobs need not wait for it.
+    teachers = checkpoint.load(need_io(cfg, "dense")[0], "dense teacher")["state"] if arm in common.TEACHER_ARMS else None
     rt = runtime.start(cfg, int(cfg.seeds[0]))
     g = common.load_graph(graph).to(rt.device)
     sc = load_npz(score_path, "edge scores")
-    teachers = checkpoint.load(dense, "dense teacher")["state"]
     ks, seeds = common.levels(cfg), [int(s) for s in cfg.seeds]
     items = [(s, None) for s in seeds] if arm == "ugs" else [(s, k) for s in seeds for k in ks]
     results = Snapshots()
@@ -103,8 +105,8 @@ def main(cfg: DictConfig) -> dict:
                 r.pop("kept_edges")
                 results[f"s{seed}_k{r['k']}"] = r
         else:
-            fixed = float(sc["score_s"]) + float(teachers["train_s"][str(seed)]) if arm != "random" else 0.0
-            teacher = teachers["teachers"][str(seed)].to(rt.device)
+            fixed = float(sc["score_s"]) + float(teachers["train_s"][str(seed)]) if teachers else 0.0
+            teacher = teachers["teachers"][str(seed)].to(rt.device) if teachers else None
             r = one_shot(arm, g, cfg, sc["score"], teacher, fixed, seed, k)
             results[f"s{seed}_k{k}"] = r
         loop.log(test=float(r["test"]))

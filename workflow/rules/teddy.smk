@@ -112,7 +112,8 @@ rule teddy_sweep:
         code("steps.teddy.sweep"),
         graph=f"{TD_D}/graph.npz",
         score=f"{TD_D}/edge_score.npz",
-        dense=f"{TD_M}/dense.pt",
+        # only the TEDDY family reads the teacher: random and UGS start without waiting for it
+        dense=lambda w: [f"{TD_M}/dense.pt"] if w.arm in ("teddy", "teddy_no_kd", "inverted") else [],
     output:
         f"{TD_R}/sweep_{{arm}}.json",
     wildcard_constraints:
@@ -120,6 +121,7 @@ rule teddy_sweep:
     params:
         trigger=trigger("teddy", "sweep"),
         args=step_args("teddy", "sweep"),
+        dense=lambda w, input: f"io.dense={input.dense}" if input.dense else "",
     threads: res("teddy", "sweep", "threads", 1)
     resources:
         **rule_resources("teddy", "sweep"),
@@ -131,7 +133,7 @@ rule teddy_sweep:
         "benchmarks/teddy/sweep_{arm}.tsv"
     shell:
         "python -m steps.teddy.sweep {params.args} threads={threads} io.arm={wildcards.arm} io.graph={input.graph} "
-        "io.score={input.score} io.dense={input.dense} io.out={output} > {log} 2>&1"
+        "io.score={input.score} {params.dense} io.out={output} > {log} 2>&1"
 
 
 rule teddy_compare:
