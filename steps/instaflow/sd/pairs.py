@@ -19,6 +19,7 @@ Shards are independent jobs (pairs.shards of them). A killed shard resumes from
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,37 @@ def teacher_fn(cfg: DictConfig, sd: models.SD, device):
     raise ConfigError(f"pairs.teacher must be one of {', '.join(TEACHERS)}, got {p.teacher!r}")
 
 
+def write_shard(cfg: DictConfig, out, start: int, stop: int, shape: tuple, batch: int,
+                sample: Callable[[list[int]], torch.Tensor], desc: str, what: str) -> None:
+    """Samples [start, stop) of a shard, `sample(indices)` → latents, batch by batch into `out`
+    (x1 float16, index): resumable from <out>.resume.npz (written every ckpt.every_s), refusing
+    non-finite latents (e.g. a bf16 overflow) rather than storing them."""
+    resume = Path(f"{out}.resume.npz")
+    x1 = np.zeros((stop - start, *shape), dtype=np.float16)
+    done = 0
+    if resume.exists():
+        state = load_npz(resume, f"{desc} resume file")
+        done = int(state["done"])
+        x1[:done] = state["x1"][:done]
+        log.info(f"resuming {out} at sample {start + done}")
+    bar = Progress(stop - start, desc, cfg.progress.every_s, initial=done)
+    last = time.monotonic()
+    while done < stop - start:
+        idx = list(range(start + done, min(stop, start + done + batch)))
+        x = sample(idx)
+        if not torch.isfinite(x).all():
+            raise ArtifactError(f"{what} produced non-finite latents for samples {idx[0]}..{idx[-1]}")
+        x1[done:done + len(idx)] = x.float().cpu().numpy().astype(np.float16)
+        done += len(idx)
+        bar.update(len(idx))
+        if done < stop - start and time.monotonic() - last >= float(cfg.ckpt.every_s):
+            save_npz(resume, x1=x1, done=np.array(done))
+            last = time.monotonic()
+    bar.close()
+    save_npz(out, x1=x1, index=np.arange(start, stop, dtype=np.int64))
+    resume.unlink(missing_ok=True)
+
+
 def main(cfg: DictConfig) -> dict:
     sd_dir, prompts_path, out = need_io(cfg, "sd", "prompts", "out")
     p = cfg.pairs
@@ -67,34 +99,15 @@ def main(cfg: DictConfig) -> dict:
     text = models.TextEncoder(sd.tokenizer, sd.text_encoder, dev)
     teacher = teacher_fn(cfg, sd, dev)
 
-    resume = Path(f"{out}.resume.npz")
-    x1 = np.zeros((stop - start, *shape), dtype=np.float16)
-    done = 0
-    if resume.exists():
-        state = load_npz(resume, "pairs resume file")
-        done = int(state["done"])
-        x1[:done] = state["x1"][:done]
-        log.info(f"resuming {out} at pair {start + done}")
     log.info(f"shard {p.shard}/{p.shards}: pairs [{start}, {stop}) from teacher {p.teacher} on {rt.description}")
-    bar = Progress(stop - start, f"pairs {p.teacher} shard {p.shard}", cfg.progress.every_s, initial=done)
-    last = time.monotonic()
     batch = int(p.batch)
-    while done < stop - start:
-        idx = list(range(start + done, min(stop, start + done + batch)))
+
+    def sample(idx: list[int]) -> torch.Tensor:
         z = data.noise(int(p.seed), idx, shape).to(dev)
         with torch.no_grad(), autocast(dev):
-            out_x1 = teacher(z, text(prompts(idx)), text.null)
-        if not torch.isfinite(out_x1).all():  # e.g. a bf16 overflow: never store it as a pair
-            raise ArtifactError(f"teacher {p.teacher} produced non-finite latents for pairs {idx[0]}..{idx[-1]}")
-        x1[done:done + len(idx)] = out_x1.float().cpu().numpy().astype(np.float16)
-        done += len(idx)
-        bar.update(len(idx))
-        if done < stop - start and time.monotonic() - last >= float(cfg.ckpt.every_s):
-            save_npz(resume, x1=x1, done=np.array(done))
-            last = time.monotonic()
-    bar.close()
-    save_npz(out, x1=x1, index=np.arange(start, stop, dtype=np.int64))
-    resume.unlink(missing_ok=True)
+            return teacher(z, text(prompts(idx)), text.null)
+
+    write_shard(cfg, out, start, stop, shape, batch, sample, f"pairs {p.teacher} shard {p.shard}", f"teacher {p.teacher}")
     return {"pairs": stop - start}
 
 

@@ -13,19 +13,15 @@ shard resumes from <out>.resume.npz, written every ckpt.every_s seconds.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from steps.core import runtime
 from steps.core.cli import need_io, run
-from steps.core.errors import ArtifactError, ConfigError
-from steps.core.io import load_npz, save_npz
-from steps.core.progress import Progress, log
+from steps.core.errors import ConfigError
+from steps.core.progress import log
 from steps.instaflow.sd import data
+from steps.instaflow.sd.pairs import write_shard
 from steps.instaflow.sd.train import autocast
 from steps.nitrofusion.sdxl import models, sampling
 
@@ -45,35 +41,16 @@ def main(cfg: DictConfig) -> dict:
     sd = models.load(sdxl_dir, dev)
     text = models.TextXL(sd.tokenizers, sd.text_encoders, int(g.resolution), dev)
 
-    resume = Path(f"{out}.resume.npz")
-    x1 = np.zeros((stop - start, *shape), dtype=np.float16)
-    done = 0
-    if resume.exists():
-        state = load_npz(resume, "teacher reals resume file")
-        done = int(state["done"])
-        x1[:done] = state["x1"][:done]
-        log.info(f"resuming {out} at sample {start + done}")
     log.info(f"shard {g.shard}/{g.shards}: teacher reals [{start}, {stop}), {g.steps} Euler steps, guidance "
              f"{g.guidance}, {g.resolution} px, on {rt.description}")
-    bar = Progress(stop - start, f"reals shard {g.shard}", cfg.progress.every_s, initial=done)
-    last = time.monotonic()
-    while done < stop - start:
-        idx = list(range(start + done, min(stop, start + done + int(g.batch))))
+
+    def sample(idx: list[int]) -> torch.Tensor:
         z = data.noise(seed, idx, shape, "reals_noise").to(dev)
         with torch.no_grad(), autocast(dev):
             c = text(prompts(idx))
-            x = sampling.teacher(sd.unet, sd.scheduler_config, z, c, text.nulls(len(idx)), int(g.steps), float(g.guidance))
-        if not torch.isfinite(x).all():
-            raise ArtifactError(f"the teacher produced non-finite latents for samples {idx[0]}..{idx[-1]}")
-        x1[done:done + len(idx)] = x.float().cpu().numpy().astype(np.float16)
-        done += len(idx)
-        bar.update(len(idx))
-        if done < stop - start and time.monotonic() - last >= float(cfg.ckpt.every_s):
-            save_npz(resume, x1=x1, done=np.array(done))
-            last = time.monotonic()
-    bar.close()
-    save_npz(out, x1=x1, index=np.arange(start, stop, dtype=np.int64))
-    resume.unlink(missing_ok=True)
+            return sampling.teacher(sd.unet, sd.scheduler_config, z, c, text.nulls(len(idx)), int(g.steps), float(g.guidance))
+
+    write_shard(cfg, out, start, stop, shape, int(g.batch), sample, f"reals shard {g.shard}", "the teacher")
     return {"reals": stop - start}
 
 
