@@ -35,6 +35,16 @@ def test_fashion_mnist_loads_stratified_and_normalised():
     assert np.allclose(half[:, 0, 0, 0], full[:, 0, :2, :2].mean(axis=(1, 2)))
 
 
+@pytest.mark.parametrize("size", [16, 10, 20, 14, 7])
+def test_area_downsampling_equals_torch_area_interpolation(size):
+    """numpy area resampling (no torch import in the data step) = F.interpolate(mode="area")."""
+    images = np.random.default_rng(size).random((6, 28, 28), dtype=np.float32)
+    ours = fashion_mnist.downsample(images, size)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(images)[:, None], size=(size, size), mode="area")[:, 0]
+    assert ours.shape == (6, size, size) and ours.dtype == np.float32
+    assert np.allclose(ours, ref.numpy(), atol=1e-6)
+
+
 @needs_fmnist
 def test_fashion_mnist_train_statistics_match_the_constants():
     images, labels = fashion_mnist.raw("train")

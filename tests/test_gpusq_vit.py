@@ -25,6 +25,7 @@ from steps.gpusq_vit.evaluate import bops, model_bits
 from steps.gpusq_vit.vit import ViT
 from steps.nn.fake_quant import ActObserver, QLinear, qrange, quant_weight
 from steps.nn.nm_sparsity import is_nm_sparse, magnitude_mask, nm_mask
+from steps.nn.optim import AdamW
 
 
 def tiny(depth: int = 2) -> ViT:
@@ -90,7 +91,7 @@ def test_mask_survives_fine_tuning_and_qat():
     layer = QLinear(8, 4)
     layer.set_mask(nm_mask(layer.weight, 2, 4))
     layer.set_quant(4, 4)
-    opt = torch.optim.AdamW(layer.parameters(), lr=0.1, weight_decay=0.1)
+    opt = AdamW(layer.parameters(), lr=0.1, weight_decay=0.1)
     for _ in range(3):
         loss = layer(torch.randn(16, 8)).pow(2).sum()
         opt.zero_grad()

@@ -79,18 +79,28 @@ def raw(split: str, directory: Path | None = None) -> tuple[np.ndarray, np.ndarr
     return images, labels.astype(np.int64)
 
 
+def area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) averaging weights of area resampling along one axis: output i is the mean of
+    inputs floor(i·n_in/n_out) … ceil((i+1)·n_in/n_out) − 1, the windows of torch's
+    F.interpolate(mode="area") (= adaptive_avg_pool2d; a test checks equality)."""
+    m = np.zeros((n_out, n_in), np.float32)
+    for i in range(n_out):
+        lo, hi = (i * n_in) // n_out, -(-(i + 1) * n_in // n_out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
 def downsample(images: np.ndarray, size: int) -> np.ndarray:
-    """(N, 28, 28) in [0, 1] → (N, size, size) by area averaging (exact for 14 and 7)."""
+    """(N, 28, 28) in [0, 1] → (N, size, size) by area averaging (exact block means for 14 and 7).
+    A window mean over a rectangle is separable, so any size is two small matrix products — numpy
+    only: importing torch here cost 1.8 s of a 2.5 s smoke data step."""
     if size == 28:
         return images
     if 28 % size == 0:
         k = 28 // size
         return images.reshape(len(images), size, k, size, k).mean(axis=(2, 4))
-    import torch
-    import torch.nn.functional as F
-
-    out = F.interpolate(torch.from_numpy(images)[:, None], size=(size, size), mode="area")
-    return out[:, 0].numpy()
+    m = area_matrix(28, size)
+    return np.einsum("ij,njk,lk->nil", m, images, m, optimize=True).astype(np.float32)
 
 
 def load(

@@ -13,6 +13,7 @@ from steps.core import checkpoint, seeding
 from steps.core.errors import ArtifactError
 from steps.gpusq_vit.vit import ViT, build
 from steps.nn.nm_sparsity import nm_mask
+from steps.nn.optim import AdamW
 
 
 def load_data(path) -> dict[str, torch.Tensor]:
@@ -106,14 +107,14 @@ def lr_at(step: int, total: int, lr: float, warmup: int) -> float:
 
 def train(cfg: DictConfig, net: ViT, data: dict, sec: DictConfig, out, seed: int, desc: str,
           teacher: ViT | None = None, importance: list[float] | None = None) -> dict:
-    """`sec.epochs` of AdamW on the training set (a fresh permutation per epoch), resumable
+    """`sec.epochs` of AdamW (steps.nn.optim: torch's arithmetic without its 1.4 s dynamo import) on the training set (a fresh permutation per epoch), resumable
     (checkpoint.TrainLoop). With a teacher: the mixed KD loss of config section `kd`; without:
     cross-entropy. Masks are re-applied after every step (QLinear.apply_mask)."""
     x, y = data["x_train"], data["y_train"]
     batch = int(sec.batch)
     per_epoch = math.ceil(len(y) / batch)
     total = int(sec.epochs) * per_epoch
-    opt = torch.optim.AdamW(net.parameters(), lr=float(sec.lr), weight_decay=float(sec.weight_decay))
+    opt = AdamW(net.parameters(), lr=float(sec.lr), weight_decay=float(sec.weight_decay))
     loop = checkpoint.TrainLoop(cfg, out, total, desc, model=net, optimizer=opt)
     loop.describe(global_batch=batch, epochs=int(sec.epochs))
     qls = list(net.qlinears().values())
@@ -128,8 +129,7 @@ def train(cfg: DictConfig, net: ViT, data: dict, sec: DictConfig, out, seed: int
             perm = torch.randperm(len(y), generator=seeding.step_generator(seed, "epoch", epoch))
         idx = perm[j * batch:(j + 1) * batch]
         xb, yb = x[idx].to(dev), y[idx].to(dev)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, float(sec.lr), int(sec.warmup_steps))
+        opt.lr = lr_at(step, total, float(sec.lr), int(sec.warmup_steps))
         if teacher is None:
             loss = F.cross_entropy(net(xb), yb)
             parts = {}

@@ -1,9 +1,10 @@
-"""Adam for small eager training loops: torch's own Adam arithmetic (the functional
-`torch.optim.adam.adam`) behind a minimal optimizer with state_dict/load_state_dict.
+"""Adam and AdamW for small eager training loops: torch's own arithmetic (the functional
+`torch.optim.adam.adam`, with decoupled weight decay for AdamW) behind a minimal optimizer with
+state_dict/load_state_dict. A schedule sets `opt.lr` directly.
 
-Why not torch.optim.Adam: its step() imports torch._dynamo on first use (measured 1.3 s on
-these 2-core machines), which was a third of a smoke-scale training step. The numbers are
-identical (tests/test_optim.py checks it step for step). Full-scale code uses torch.optim.
+Why not torch.optim.Adam/AdamW: their constructor and first step import torch._dynamo (measured
+1.3–1.4 s on these 2-core machines), a third of a smoke-scale training step. The numbers are
+identical (tests/test_nn.py checks both step for step). Full-scale GPU code uses torch.optim.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ from torch.optim.adam import adam
 
 
 class Adam:
+    """torch.optim.Adam (L2 weight decay added to the gradient)."""
+
+    decoupled_weight_decay = False
+
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
         self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
         self.lr, self.betas, self.eps, self.weight_decay = float(lr), tuple(betas), float(eps), float(weight_decay)
         self.exp_avg = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
@@ -30,7 +37,8 @@ class Adam:
             [self.exp_avg[i] for i in idx], [self.exp_avg_sq[i] for i in idx], [],
             [self.steps[i] for i in idx],
             foreach=False, capturable=False, differentiable=False, fused=None,
-            grad_scale=None, found_inf=None, has_complex=False, amsgrad=False,
+            grad_scale=None, found_inf=None, has_complex=False, decoupled_weight_decay=self.decoupled_weight_decay,
+            amsgrad=False,
             beta1=self.betas[0], beta2=self.betas[1], lr=self.lr, weight_decay=self.weight_decay,
             eps=self.eps, maximize=False,
         )
@@ -56,3 +64,13 @@ class Adam:
         for dst, key in ((self.exp_avg, "exp_avg"), (self.exp_avg_sq, "exp_avg_sq"), (self.steps, "steps")):
             for d, s in zip(dst, state[key], strict=True):
                 d.copy_(s)
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: weight decay applied to the weights, lr·λ·θ, not through the moments
+    (Loshchilov & Hutter 2019). Its default λ is torch's, 0.01."""
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)

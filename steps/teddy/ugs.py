@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from steps.core.progress import log
 from steps.nn import gcn
+from steps.nn.optim import Adam
 from steps.teddy import mechanism
 from steps.teddy.train import Graph, accuracy, fit, new_model
 
@@ -40,19 +41,22 @@ def learn_masks(g: Graph, model: gcn.GCN, alive_e: torch.Tensor, alive_w: list[t
     dev = g.device
     m_e = torch.nn.Parameter(alive_e.float() * (1 + noise * torch.rand(len(alive_e), generator=gen).to(dev)))
     m_w = [torch.nn.Parameter(a.float() * (1 + noise * torch.rand(a.shape, generator=gen).to(dev))) for a in alive_w]
-    opt = torch.optim.Adam([{"params": list(model.parameters()), "weight_decay": float(train_cfg.weight_decay)},
-                            {"params": [m_e, *m_w], "weight_decay": 0.0}], lr=float(train_cfg.lr))
+    # Adam is per parameter: one optimizer per weight-decay group = torch.optim's two param groups.
+    opts = (Adam(model.parameters(), lr=float(train_cfg.lr), weight_decay=float(train_cfg.weight_decay)),
+            Adam([m_e, *m_w], lr=float(train_cfg.lr)))
     edges = torch.as_tensor(g.edges).to(dev)
     best_val, best = -1.0, (m_e.detach().clone(), [m.detach().clone() for m in m_w])
     for _ in range(int(train_cfg.epochs)):
         model.train()
-        opt.zero_grad(set_to_none=True)
+        for opt in opts:
+            opt.zero_grad(set_to_none=True)
         adj = gcn.Adjacency(edges, g.n, weights=m_e * alive_e)
         out = model(g.x, adj, [m * a for m, a in zip(m_w, alive_w, strict=True)])
         loss = (F.cross_entropy(out[g.train], g.y[g.train]) + float(ucfg.lambda_edge) * m_e.abs().sum()
                 + float(ucfg.lambda_weight) * sum(m.abs().sum() for m in m_w))
         loss.backward()
-        opt.step()
+        for opt in opts:
+            opt.step()
         model.eval()
         with torch.no_grad():
             adj = gcn.Adjacency(edges, g.n, weights=(m_e * alive_e).detach(), csr=False)
