@@ -56,18 +56,10 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
     if samples.exists():
         grids = load_npz(samples, "sample grids")
         rows = [str(r) for r in grids.pop("row_captions")]
-        names = sorted(grids)
-        ncol = min(4, len(names))
-        nrow = -(-len(names) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.2 * ncol, 4.2 * nrow), squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, name in zip(axes.flat, names, strict=False):
-            ax.imshow(mosaic(grids[name]), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(name.removeprefix("grid_"), fontsize=9)
-        fig.suptitle("Samples, same noises and captions for every variant; rows: "
-                     + "; ".join(rows[:10:3]) + " … then the vague captions", fontsize=8)
-        plots.save(fig, figdir / "samples.png")
+        plots.image_panels({n: mosaic(grids[n]) for n in sorted(grids)}, figdir / "samples.png",
+                           "Samples, same noises and captions for every variant; rows: "
+                           + "; ".join(rows[:10:3]) + " … then the vague captions",
+                           ncol=4, cell=(3.2, 4.2), label=lambda n: n.removeprefix("grid_"))
         out.append(("Samples per variant (rows: 'the digit 0' … 'the digit 9', then vague captions)", "figures/samples.png"))
     return out
 

@@ -73,16 +73,8 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
     if samples.exists():
         grids = load_npz(samples, "sample grids")
         grids.pop("row_captions", None)
-        names = sorted(grids)
-        ncol = min(5, len(names))
-        nrow = -(-len(names) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(2.6 * ncol, 3.3 * nrow), squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, name in zip(axes.flat, names, strict=False):
-            ax.imshow(mosaic(grids[name]), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(name.removeprefix("grid_"), fontsize=8)
-        fig.suptitle("One-step samples, same noises for every arm; rows: 'the digit 0' … 'the digit 9'", fontsize=8)
-        plots.save(fig, figdir / "samples.png")
+        plots.image_panels({n: mosaic(grids[n]) for n in sorted(grids)}, figdir / "samples.png",
+                           "One-step samples, same noises for every arm; rows: 'the digit 0' … 'the digit 9'",
+                           ncol=5, cell=(2.6, 3.3), label=lambda n: n.removeprefix("grid_"))
         out.append(("One-step samples per start and arm (rows: digits 0–9)", "figures/samples.png"))
     return out

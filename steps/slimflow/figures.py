@@ -95,16 +95,8 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         order = ["teacher_n50", "teacher_n1", "instaflow_student", *[f"2rf_{n}" for n in REFLOW],
                  *[f"student_{n}" for n in DISTILL]]
         names = [n for n in order if n in grids] + sorted(n for n in grids if n not in order)
-        ncol = min(4, len(names))
-        nrow = -(-len(names) // ncol)
-        fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 3.3 * nrow), squeeze=False)
-        for ax in axes.flat:
-            ax.axis("off")
-        for ax, name in zip(axes.flat, names, strict=False):
-            ax.imshow(mosaic(np.asarray(grids[name])), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(name, fontsize=9)
-        fig.suptitle("Samples (one step unless n<steps>), same noises for every model; rows: 'the digit 0' … 'the digit 9'",
-                     fontsize=8)
-        plots.save(fig, figdir / "samples.png")
+        plots.image_panels({n: mosaic(np.asarray(grids[n])) for n in names}, figdir / "samples.png",
+                           "Samples (one step unless n<steps>), same noises for every model; rows: 'the digit 0' … 'the digit 9'",
+                           ncol=4, cell=(3.0, 3.3))
         out.append(("Samples per model, side by side (rows: the digits 0 … 9)", "figures/samples.png"))
     return out
