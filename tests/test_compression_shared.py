@@ -37,12 +37,16 @@ def test_fashion_mnist_loads_stratified_and_normalised():
 
 @pytest.mark.parametrize("size", [16, 10, 20, 14, 7])
 def test_area_downsampling_equals_torch_area_interpolation(size):
-    """numpy area resampling (no torch import in the data step) = F.interpolate(mode="area")."""
-    images = np.random.default_rng(size).random((6, 28, 28), dtype=np.float32)
+    """numpy area resampling (no torch import in the data step) = F.interpolate(mode="area"), bit
+    for bit (gpusq_vit's INT4 QAT arms move with a 1e-7 change of their inputs)."""
+    images = np.random.default_rng(size).random((200, 28, 28), dtype=np.float32)
     ours = fashion_mnist.downsample(images, size)
     ref = torch.nn.functional.interpolate(torch.from_numpy(images)[:, None], size=(size, size), mode="area")[:, 0]
-    assert ours.shape == (6, size, size) and ours.dtype == np.float32
-    assert np.allclose(ours, ref.numpy(), atol=1e-6)
+    assert ours.shape == (200, size, size) and ours.dtype == np.float32
+    if 28 % size:  # the general path: torch's summation order
+        assert np.array_equal(ours, ref.numpy())
+    else:  # block means (the loader's path for 14 and 7 since the start)
+        assert np.allclose(ours, ref.numpy(), atol=1e-6)
 
 
 @needs_fmnist
