@@ -44,7 +44,7 @@ def load_data(cfg: DictConfig, split: str):
 
         return InMemory(*fashion_mnist.load(split, n=n, size=int(d.size), seed=int(d.seed)))
     if d.source == "image_folder":
-        from steps.fast_sparse_convnets import imagenet
+        from steps.data import imagenet
 
         return imagenet.Folder(d, split, n, int(d.seed))
     raise ConfigError(f"data.source must be fashion_mnist or image_folder, got {d.source!r}")

@@ -9,22 +9,12 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from steps.core import checkpoint, seeding
+from steps.core import checkpoint
 from steps.core.errors import ArtifactError
+from steps.gpusq_vit.datasets import InMemory
 from steps.gpusq_vit.vit import ViT, build
 from steps.nn.nm_sparsity import nm_mask
 from steps.nn.optim import AdamW
-
-
-def load_data(path) -> dict[str, torch.Tensor]:
-    """{'x_train', 'y_train', 'x_test', 'y_test'} of the data phase's file (hash-checked)."""
-    from steps.core.io import load_npz
-
-    d = load_npz(path, "Fashion-MNIST subset")
-    missing = {"x_train", "y_train", "x_test", "y_test"} - set(d)
-    if missing:
-        raise ArtifactError(f"{path} lacks {', '.join(sorted(missing))}; rerun the gpusq_vit_data rule")
-    return {k: torch.from_numpy(v) for k, v in d.items()}
 
 
 def save_model(path, cfg: DictConfig, net: ViT, meta: dict) -> None:
@@ -48,14 +38,23 @@ def load_model(path, model_cfg: DictConfig, what: str = "model") -> tuple[ViT, d
     return net.eval(), meta
 
 
-@torch.no_grad()
 def accuracy(net: ViT, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
+    """Top-1 on tensors (x, y), `batch` images per forward pass."""
+    return accuracy_on(net, ((x[i:i + batch], y[i:i + batch]) for i in range(0, len(y), batch)))
+
+
+@torch.no_grad()
+def accuracy_on(net: ViT, batches) -> float:
+    """Top-1 over minibatches (x, y) (a data source's test_batches())."""
     was = net.training
     net.eval()
     dev = next(net.parameters()).device
-    correct = sum(int((net(x[i:i + batch].to(dev)).argmax(1).cpu() == y[i:i + batch]).sum()) for i in range(0, len(y), batch))
+    correct = total = 0
+    for xb, yb in batches:
+        correct += int((net(xb.to(dev, non_blocking=True)).argmax(1).cpu() == yb).sum())
+        total += len(yb)
     net.train(was)
-    return correct / len(y)
+    return correct / total
 
 
 def kd_loss(s_logits, s_feats, t_logits, t_feats, y, kd: DictConfig, importance) -> tuple[torch.Tensor, dict]:
@@ -70,22 +69,32 @@ def kd_loss(s_logits, s_feats, t_logits, t_feats, y, kd: DictConfig, importance)
 
 
 @torch.no_grad()
-def layer_importance(net: ViT, x: torch.Tensor, y: torch.Tensor, perturb) -> list[float]:
+def mean_loss(net: ViT, x: torch.Tensor, y: torch.Tensor, chunk: int | None = None) -> float:
+    """Cross-entropy of net on (x, y), on the net's device; `chunk` images per forward pass
+    (None: all at once, the miniature's way)."""
+    dev = next(net.parameters()).device
+    if chunk is None or chunk >= len(y):
+        return float(F.cross_entropy(net(x.to(dev)), y.to(dev)))
+    total = sum(float(F.cross_entropy(net(x[i:i + chunk].to(dev)), y[i:i + chunk].to(dev), reduction="sum"))
+                for i in range(0, len(y), chunk))
+    return total / len(y)
+
+
+@torch.no_grad()
+def layer_importance(net: ViT, x: torch.Tensor, y: torch.Tensor, perturb, chunk: int | None = None) -> list[float]:
     """Importance of each block: the rise of the loss on (x, y) when only that block's GEMM
     weights are perturbed by `perturb(QLinear) -> weight` (2:4 pruning, or quantization),
     clipped at a floor and normalised to mean 1. A stand-in: the paper weights feature
     distillation by layer importance but gives no formula we could check (spec)."""
     net.eval()
-    dev = next(net.parameters()).device
-    x, y = x.to(dev), y.to(dev)
-    base = float(F.cross_entropy(net(x), y))
+    base = mean_loss(net, x, y, chunk)
     rises = []
     for i in range(len(net.blocks)):
         layers = net.block_qlinears(i)
         saved = [m.weight.detach().clone() for m in layers]
         for m in layers:
             m.weight.copy_(perturb(m))
-        rises.append(max(float(F.cross_entropy(net(x), y)) - base, 0.0))
+        rises.append(max(mean_loss(net, x, y, chunk) - base, 0.0))
         for m, w in zip(layers, saved, strict=True):
             m.weight.copy_(w)
     floor = 0.05 * max(max(rises), 1e-12)
@@ -105,14 +114,17 @@ def lr_at(step: int, total: int, lr: float, warmup: int) -> float:
     return 0.5 * lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def train(cfg: DictConfig, net: ViT, data: dict, sec: DictConfig, out, seed: int, desc: str,
+def train(cfg: DictConfig, net: ViT, data, sec: DictConfig, out, seed: int, desc: str,
           teacher: ViT | None = None, importance: list[float] | None = None) -> dict:
-    """`sec.epochs` of AdamW (steps.nn.optim: torch's arithmetic without its 1.4 s dynamo import) on the training set (a fresh permutation per epoch), resumable
-    (checkpoint.TrainLoop). With a teacher: the mixed KD loss of config section `kd`; without:
-    cross-entropy. Masks are re-applied after every step (QLinear.apply_mask)."""
-    x, y = data["x_train"], data["y_train"]
+    """`sec.epochs` of AdamW (steps.nn.optim: torch's arithmetic without its 1.4 s dynamo import)
+    on the training set (a fresh permutation per epoch), resumable (checkpoint.TrainLoop).
+    `data`: a source of steps.gpusq_vit.datasets (or a dict of tensors x_train, y_train).
+    With a teacher: the mixed KD loss of config section `kd`; without: cross-entropy. Masks
+    are re-applied after every step (QLinear.apply_mask)."""
+    if isinstance(data, dict):
+        data = InMemory(data)
     batch = int(sec.batch)
-    per_epoch = math.ceil(len(y) / batch)
+    per_epoch = math.ceil(data.n_train / batch)
     total = int(sec.epochs) * per_epoch
     opt = AdamW(net.parameters(), lr=float(sec.lr), weight_decay=float(sec.weight_decay))
     loop = checkpoint.TrainLoop(cfg, out, total, desc, model=net, optimizer=opt)
@@ -122,13 +134,10 @@ def train(cfg: DictConfig, net: ViT, data: dict, sec: DictConfig, out, seed: int
     if teacher is not None:
         teacher.eval()
     net.train()
-    perm = None
+    batches = data.train_batches(seed, batch, loop.start)
     for step in loop:
-        epoch, j = divmod(step, per_epoch)
-        if perm is None or j == 0:
-            perm = torch.randperm(len(y), generator=seeding.step_generator(seed, "epoch", epoch))
-        idx = perm[j * batch:(j + 1) * batch]
-        xb, yb = x[idx].to(dev), y[idx].to(dev)
+        xb, yb = next(batches)
+        xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
         opt.lr = lr_at(step, total, float(sec.lr), int(sec.warmup_steps))
         if teacher is None:
             loss = F.cross_entropy(net(xb), yb)
@@ -144,6 +153,7 @@ def train(cfg: DictConfig, net: ViT, data: dict, sec: DictConfig, out, seed: int
         for m in qls:
             m.apply_mask()
         loop.log(loss=loss.item(), **parts)
+    batches.close()  # a streamed source: stop its decode workers
     return {"loop": loop, "record": loop.record()}
 
 

@@ -23,7 +23,8 @@ from omegaconf import DictConfig
 from steps.core import device, metrics, seeding
 from steps.core.cli import need_io, run
 from steps.core.progress import log
-from steps.gpusq_vit.common import accuracy, load_data, load_model
+from steps.gpusq_vit.common import accuracy_on, load_model
+from steps.gpusq_vit.datasets import open_data
 from steps.nn import compression
 from steps.nn.nm_sparsity import is_nm_sparse
 
@@ -60,13 +61,13 @@ def main(cfg: DictConfig) -> dict:
     t0 = time.monotonic()
     _, desc = device.setup("cpu", int(cfg.threads))  # accounting and CPU latency: on the CPU
     seeding.seed_everything(int(cfg.seed))
-    data = load_data(data_path)
-    example = data["x_test"][:1]
+    data = open_data(cfg, data_path)
+    example = data.example
     acc, comp, valid = {}, {}, {}
     for name in arms(cfg):
         net, meta = load_model(Path(models) / f"{name}.pt", cfg.model, f"model {name}")
         # The test set through the model exactly as trained (fake-quant in eval mode = the integer model).
-        acc[name] = accuracy(net, data["x_test"], data["y_test"])
+        acc[name] = accuracy_on(net, data.test_batches())
         q = meta.get("quant") or {}
         with torch.no_grad():
             # Accounting sees the masked weights: density is the mask's (a weight that INT4 rounds to
@@ -93,7 +94,7 @@ def main(cfg: DictConfig) -> dict:
     drop = {k: acc["dense"] - v for k, v in acc.items() if k != "dense"}
     wall = time.monotonic() - t0
     out = Path(results)
-    metrics.write(out / "accuracy.json", cfg, "accuracy", f"top-1 on {len(data['y_test'])} Fashion-MNIST test images of every model",
+    metrics.write(out / "accuracy.json", cfg, "accuracy", f"top-1 on {data.describe} of every model",
                   {"top1": acc, "drop": drop}, wall, desc)
     metrics.write(out / "compression.json", cfg, "compression",
                   "storage (bits, 2:4 metadata and scales included), FLOPs, GEMM density, effective BOPs and their ratios to the dense FP32 model",

@@ -22,14 +22,14 @@ from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.progress import log
 from steps.gpusq_vit.common import (
-    accuracy,
+    accuracy_on,
     layer_importance,
-    load_data,
     load_model,
     prune_2to4,
     save_model,
     train,
 )
+from steps.gpusq_vit.datasets import open_data
 from steps.nn.nm_sparsity import is_nm_sparse, magnitude_mask, nm_mask
 
 
@@ -55,19 +55,18 @@ def main(cfg: DictConfig) -> dict:
     dev, _ = device.setup(cfg.device, int(cfg.threads))
     seed = int(cfg.seed)
     seeding.seed_everything(seed)
-    data = load_data(data_path)
+    data = open_data(cfg, data_path, dev)
     teacher, _ = load_model(teacher_path, cfg.model, "dense teacher")
     teacher = teacher.to(dev)
     net = copy.deepcopy(teacher)
-    calib = slice(0, int(cfg.kd.importance_n))
     importance = None
     if arm.kd:  # before pruning: how much each block's loss rises when only it is 2:4-pruned
-        importance = layer_importance(net, data["x_train"][calib], data["y_train"][calib], prune_2to4)
+        importance = layer_importance(net, *data.head(int(cfg.kd.importance_n)), prune_2to4, data.chunk)
         log.info(f"{arm_name}: layer importance (2:4 sensitivity) {[round(v, 3) for v in importance]}")
     apply_pattern(net, str(arm.pattern), float(arm.density))
-    one_shot = accuracy(net, data["x_test"], data["y_test"])
+    one_shot = accuracy_on(net, data.test_batches())
     res = train(cfg, net, data, cfg.prune, out, seed, f"prune {arm_name}", teacher if arm.kd else None, importance)
-    acc = accuracy(net, data["x_test"], data["y_test"])
+    acc = accuracy_on(net, data.test_batches())
     if ":" in str(arm.pattern):
         n, m = (int(v) for v in str(arm.pattern).split(":"))
         bad = [k for k, q in net.qlinears().items() if not is_nm_sparse(q.weight, n, m)]

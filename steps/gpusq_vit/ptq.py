@@ -18,7 +18,8 @@ from steps.core import device, seeding
 from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.progress import log
-from steps.gpusq_vit.common import accuracy, calibrate, load_data, load_model, save_model, set_quant
+from steps.gpusq_vit.common import accuracy_on, calibrate, load_model, save_model, set_quant
+from steps.gpusq_vit.datasets import open_data
 
 
 def main(cfg: DictConfig) -> dict:
@@ -26,7 +27,8 @@ def main(cfg: DictConfig) -> dict:
     t0 = time.monotonic()
     dev, _ = device.setup(cfg.device, int(cfg.threads))
     seeding.seed_everything(int(cfg.seed))
-    data = load_data(data_path)
+    data = open_data(cfg, data_path, dev)
+    x_cal = data.head(int(cfg.quant.calib_n))[0]
     sources = {"dense": dense_path, "sp24_kd": sparse_path}
     out = {}
     for name, arm in cfg.ptq.arms.items():
@@ -36,8 +38,8 @@ def main(cfg: DictConfig) -> dict:
         net = net.to(dev)
         wb, ab = int(arm.w_bits), int(arm.a_bits)
         set_quant(net, wb, ab, float(cfg.quant.momentum))
-        calibrate(net, data["x_train"][: int(cfg.quant.calib_n)])
-        out[name] = accuracy(net, data["x_test"], data["y_test"])
+        calibrate(net, x_cal)
+        out[name] = accuracy_on(net, data.test_batches())
         log.info(f"{name}: {arm.source} W{wb}A{ab} post-training quantized, accuracy {out[name]:.4f}")
         save_model(Path(models) / f"{name}.pt", cfg, net, {"arm": name, "source": str(arm.source),
                    "quant": {"w_bits": wb, "a_bits": ab}, "pattern": meta.get("pattern"), "kd": False})

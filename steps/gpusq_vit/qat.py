@@ -22,15 +22,15 @@ from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.progress import log
 from steps.gpusq_vit.common import (
-    accuracy,
+    accuracy_on,
     calibrate,
     layer_importance,
-    load_data,
     load_model,
     save_model,
     set_quant,
     train,
 )
+from steps.gpusq_vit.datasets import open_data
 from steps.nn.fake_quant import quant_weight
 
 
@@ -43,7 +43,7 @@ def main(cfg: DictConfig) -> dict:
     dev, _ = device.setup(cfg.device, int(cfg.threads))
     seed = int(cfg.seed)
     seeding.seed_everything(seed)
-    data = load_data(data_path)
+    data = open_data(cfg, data_path, dev)
     teacher, _ = load_model(teacher_path, cfg.model, "dense teacher")
     teacher = teacher.to(dev)
     net, smeta = load_model(sparse_path, cfg.model, f"sparse model {arm.source}")
@@ -51,17 +51,18 @@ def main(cfg: DictConfig) -> dict:
     if smeta.get("arm") != arm.source:
         raise ConfigError(f"qat arm {arm_name} starts from {arm.source}, but {sparse_path} holds {smeta.get('arm')}")
     wb, ab = int(arm.w_bits), int(arm.a_bits)
-    calib = slice(0, int(cfg.kd.importance_n))
+    n_imp, n_cal = int(cfg.kd.importance_n), int(cfg.quant.calib_n)
+    x_head, y_head = data.head(max(n_imp, n_cal) if arm.kd else n_cal)  # decoded once for both uses
     importance = None
     if arm.kd:  # quantization sensitivity of each block of the sparse model, at this weight width
-        importance = layer_importance(net, data["x_train"][calib], data["y_train"][calib],
-                                      lambda m: quant_weight(m.weight * m.mask, wb))
+        importance = layer_importance(net, x_head[:n_imp], y_head[:n_imp],
+                                      lambda m: quant_weight(m.weight * m.mask, wb), data.chunk)
         log.info(f"{arm_name}: layer importance (INT{wb} sensitivity) {[round(v, 3) for v in importance]}")
     set_quant(net, wb, ab, float(cfg.quant.momentum))
-    calibrate(net, data["x_train"][: int(cfg.quant.calib_n)])
-    before = accuracy(net, data["x_test"], data["y_test"])
+    calibrate(net, x_head[:n_cal])
+    before = accuracy_on(net, data.test_batches())
     res = train(cfg, net, data, cfg.qat, out, seed, f"qat {arm_name}", teacher if arm.kd else None, importance)
-    acc = accuracy(net, data["x_test"], data["y_test"])
+    acc = accuracy_on(net, data.test_batches())
     log.info(f"{arm_name}: W{wb}A{ab} before QAT {before:.4f} → after {acc:.4f} ({time.monotonic() - t0:.1f} s)")
     save_model(out, cfg, net, {"arm": arm_name, "source": str(arm.source), "quant": {"w_bits": wb, "a_bits": ab},
                                "pattern": smeta.get("pattern"), "kd": bool(arm.kd), "importance": importance,

@@ -4,6 +4,13 @@ fake quantization reach every linear layer, as in GPUSQ-ViT (§3: "all the GEMM-
 
     net = ViT(image=16, patch=4, dim=64, depth=4, heads=4, mlp=128, classes=10)
     logits, feats = net(x, features=True)     # feats: each block's output tokens (B, T, dim)
+
+It computes what timm's VisionTransformer computes for DeiT (class token, learned position
+embedding added after the class token is prepended, pre-norm blocks, exact-erf GELU, scaled
+dot-product attention with q, k, v split as timm does, final LayerNorm, the class token's
+output to the head) with `norm_eps=1e-6` as timm's LayerNorms have: steps.gpusq_vit.deit
+converts timm's DeiT weights into it (the patch embedding is a linear on unfolded patches,
+which equals timm's stride-p convolution with its kernel flattened in (C, p, p) order).
 """
 
 from __future__ import annotations
@@ -18,10 +25,10 @@ from steps.nn.fake_quant import QLinear
 class Block(nn.Module):
     """Pre-norm transformer block: x + proj(attn(LN x)), then x + fc2(GELU(fc1(LN x)))."""
 
-    def __init__(self, dim: int, heads: int, mlp: int):
+    def __init__(self, dim: int, heads: int, mlp: int, norm_eps: float = 1e-5):
         super().__init__()
         self.heads = heads
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=norm_eps), nn.LayerNorm(dim, eps=norm_eps)
         self.qkv, self.proj = QLinear(dim, 3 * dim), QLinear(dim, dim)
         self.fc1, self.fc2 = QLinear(dim, mlp), QLinear(mlp, dim)
 
@@ -35,7 +42,7 @@ class Block(nn.Module):
 
 class ViT(nn.Module):
     def __init__(self, image: int, patch: int, dim: int, depth: int, heads: int, mlp: int,
-                 classes: int = 10, channels: int = 1):
+                 classes: int = 10, channels: int = 1, norm_eps: float = 1e-5):
         super().__init__()
         if image % patch or dim % heads:
             raise ValueError(f"image {image} must be a multiple of patch {patch}, dim {dim} of heads {heads}")
@@ -44,8 +51,8 @@ class ViT(nn.Module):
         self.patch_embed = QLinear(channels * patch * patch, dim)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp, norm_eps) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.head = QLinear(dim, classes)
 
     def forward(self, x: torch.Tensor, features: bool = False):
@@ -72,4 +79,4 @@ class ViT(nn.Module):
 def build(m) -> ViT:
     """The ViT of config section `model`."""
     return ViT(int(m.image), int(m.patch), int(m.dim), int(m.depth), int(m.heads), int(m.mlp), int(m.classes),
-               int(m.get("channels", 1)))
+               int(m.get("channels", 1)), float(m.get("norm_eps", 1e-5)))

@@ -6,10 +6,12 @@
 #                 │                  └─ ptq (+ dense_ptq_int8) ─────┤
 #                 ├─ prune sp24_nokd ─ qat nokd_int8, nokd_int4 ────┼─ evaluate ─┐
 #                 └─ prune unst50_kd ─ qat unst50_int8 ─────────────┘            ├─ report
-#   (every training phase and evaluate also read data)
+#   (every training phase and evaluate also read data; at full they stream ImageNet from data.root)
 #   bench (2:4 semi-structured matmul on a CUDA GPU; "not measured" without one) ┘
-GQ_D, GQ_M, GQ_R = "data/gpusq_vit/fmnist.npz", "models/gpusq_vit", "results/gpusq_vit"
 GQ = CFG["gpusq_vit"]
+# data: the Fashion-MNIST npz (smoke, mini), or the index of the user's ImageNet tree (full)
+GQ_D = "data/gpusq_vit/fmnist.npz" if GQ.data.source == "fashion_mnist" else f"data/gpusq_vit/{GQ.data.source}_index.json"
+GQ_M, GQ_R = "models/gpusq_vit", "results/gpusq_vit"
 GQ_ARMS = ["dense", *GQ.prune.run, *GQ.qat.run, *GQ.ptq.arms]
 
 
