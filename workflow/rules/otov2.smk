@@ -83,7 +83,6 @@ rule otov2_train:
         arm=lambda w: OT_SPEC[w.run][1],
         sparsity=lambda w: OT_SPEC[w.run][2],
         net=lambda w: f"io.net={OT_SPEC[w.run][0]}" if OT_SPEC[w.run][0] else "",
-        raw=f"{OT_D}/cifar10",
     threads: 1
     resources:
         **rule_resources("otov2", "train"),
@@ -94,8 +93,8 @@ rule otov2_train:
     benchmark:
         "benchmarks/otov2/train_{run}.tsv"
     shell:
-        "python -m steps.otov2.train {params.args} threads={threads} {params.net} io.arm={params.arm} "
-        "io.sparsity={params.sparsity} io.raw={params.raw} io.partition={input.partition} io.out={output} > {log} 2>&1"
+        f"python -m steps.otov2.train {{params.args}} threads={{threads}} {{params.net}} io.arm={{params.arm}} "
+        f"io.sparsity={{params.sparsity}} io.raw={OT_D}/cifar10 io.partition={{input.partition}} io.out={{output}} > {{log}} 2>&1"
 
 
 rule otov2_construct_subnet:
