@@ -183,3 +183,18 @@ def test_tutorial_nets_have_the_tutorials_parameter_counts():
     with torch.device("meta"):
         assert sum(p.numel() for p in ResNet50(10).parameters()) == 23_520_842
         assert sum(p.numel() for p in VGG16BN(10).parameters()) == 15_253_578
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_dhspg_stop_at_target_drops_the_penalty_once_reached(demo, stop):
+    """The official dhspg.py penalises G_p only while the target is not reached (full scale)."""
+    model, x, part = demo
+    model = DemoResNet((4, 8, 6))
+    model.load_state_dict(demo[0].state_dict())
+    opt = DHSPG(model, part, lr=0.01, momentum=0.0, target_sparsity=0.25, lmbda=0.1,
+                partition_step=0, hsp_start_step=10**6, stop_at_target=stop)
+    opt.pruned[: opt.max_pruned] = True
+    model(x).sum().backward()
+    opt.step()
+    live = opt.penalized & ~opt.pruned
+    assert live.any() and bool((opt.last_lambda[live] > 0).any()) is not stop

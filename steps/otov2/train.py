@@ -90,6 +90,7 @@ def main(cfg: DictConfig) -> dict:
         lmbda_amplify=float(dh.lmbda_amplify), hat_lmbda_coeff=float(dh.hat_lmbda_coeff), epsilon=float(dh.epsilon),
         partition_step=round(float(dh.partition_epoch) * per_epoch) if is_dh else big,
         hsp_start_step=round(float(dh.hsp_epoch) * per_epoch) if is_dh else big,
+        stop_at_target=bool(dh.stop_at_target),
     )
     n_prune = int(math.floor(sparsity * part.num_groups + 1e-9))
     prune_step = {"lasso": (int(tr.epochs) - int(cfg.lasso.finetune_epochs)) * per_epoch,
