@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from steps.core import checkpoint
 from steps.core.cli import load
@@ -131,6 +132,10 @@ def test_full_scale_bad_net_and_missing_data_are_one_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="unknown otov2 net 'resnet18'"):
         common.for_net(load("otov2", "train", ["scale=full"]), "resnet18")
+    typo = OmegaConf.to_container(load("otov2", "train", ["scale=full"]))
+    typo["nets"]["vgg16_bn"]["train"]["weight_dcay"] = 1.0
+    with pytest.raises(ConfigError, match="nets.vgg16_bn.train.weight_dcay overrides no key"):
+        common.for_net(OmegaConf.create(typo), "vgg16_bn")
     with pytest.raises(ArtifactError, match="run the fetch rule"):
         common.data(load("otov2", "train", ["scale=full", f"io.raw={tmp_path}"]), "test")
 

@@ -15,6 +15,7 @@ from steps.core.errors import ConfigError
 
 ARMS = ("dense", "dhspg", "lasso", "random")
 ARCHS = ("demo_resnet", "resnet50", "vgg16_bn")
+NET_SECTIONS = ("data", "model", "train", "runs", "dhspg", "lasso", "random", "construct", "evaluate")
 
 
 def run_name(arm: str, sparsity: float, net: str | None = None) -> str:
@@ -34,9 +35,24 @@ def for_net(cfg: DictConfig, net: str | None) -> DictConfig:
     if net not in (cfg.get("nets") or {}):
         raise ConfigError(f"unknown otov2 net {net!r}; nets at this scale: {', '.join(cfg.get('nets') or {}) or 'none'}")
     base = OmegaConf.to_container(cfg, resolve=True)
-    merged = OmegaConf.merge(base, OmegaConf.to_container(cfg.nets[net], resolve=True))
+    over = OmegaConf.to_container(cfg.nets[net], resolve=True)
+    bad = sorted(set(over) - set(NET_SECTIONS))
+    if bad:
+        raise ConfigError(f"nets.{net}.{bad[0]} is not a section a net may override; valid: {', '.join(NET_SECTIONS)}")
+    over = {k: v for k, v in over.items() if k in base}  # sections this phase does not read are left out
+    _check_keys(over, base, f"nets.{net}")
+    merged = OmegaConf.merge(base, over)
     OmegaConf.set_readonly(merged, True)
     return merged
+
+
+def _check_keys(over: dict, base: dict, where: str) -> None:
+    """A net may only override keys the shared sections have (a typo would be silently unused)."""
+    for k, v in over.items():
+        if not isinstance(base, dict) or k not in base:
+            raise ConfigError(f"{where}.{k} overrides no key of the shared config; valid: {', '.join(base) if isinstance(base, dict) else 'none'}")
+        if isinstance(v, dict):
+            _check_keys(v, base[k], f"{where}.{k}")
 
 
 def runs(cfg: DictConfig) -> list[tuple[str, float]]:
