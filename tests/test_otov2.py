@@ -145,3 +145,18 @@ def test_step_schedule_matches_the_tutorials_steplr():
     tr = load("otov2", "train", ["scale=full"]).train
     lrs = [train.learning_rate(tr, e * 10, 3000, 10) for e in (0, 73, 74, 148, 149, 299)]
     assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 1e-5])  # the last epoch already at 1e-5
+
+
+def test_augmentations_are_seeded_pad_with_the_fill_and_mix_pairs():
+    from steps.nn import augment
+
+    x = torch.ones(64, 3, 8, 8)
+    a = augment.crop_flip(x, torch.Generator().manual_seed(0), pad=2, fill=[-1.0, -2.0, -3.0])
+    b = augment.crop_flip(x, torch.Generator().manual_seed(0), pad=2, fill=[-1.0, -2.0, -3.0])
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert set(a[:, 1].unique().tolist()) == {-2.0, 1.0}  # black (fill) borders on shifted crops, else image
+    y = torch.arange(64)
+    xm, ya, yb, lam = augment.mixup(torch.eye(64).view(64, 1, 8, 8), y, 0.2, torch.Generator().manual_seed(1))
+    assert 0 <= lam <= 1 and torch.equal(ya, y)
+    flat = xm.view(64, 64)  # row i = λ e_i + (1 − λ) e_perm(i)
+    assert torch.allclose(flat[y, y] + flat[y, yb] * (yb != y), torch.ones(64))
