@@ -34,13 +34,15 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             ax.plot(xs, ys, color=color, marker=marker, ms=8, lw=1, label=name)
             for r in rows:
                 if arm != "dense" and r.get(key) is not None:
-                    ax.annotate(f"{r['target_sparsity']:.1f}", (r[key], r["acc"]), fontsize=7,
+                    ax.annotate(f"{r['target_sparsity']:g}", (r[key], r["acc"]), fontsize=7,
                                 textcoords="offset points", xytext=(4, 4))
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"otov2 ({cfg.scale}): accuracy of the compact networks (labels: target group sparsity)")
+    if len(panels) > 1:
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
     plots.save(fig, results_dir / "figures" / "frontier.png")
     return [("Test accuracy against achieved group sparsity, FLOPs and measured latency of the compact networks, "
              "every arm at each target sparsity", "figures/frontier.png")]
