@@ -72,3 +72,26 @@ def smoke_run(tmp_path_factory) -> Path:
 def step_env(tmp_path):
     """Environment for running a step module as a subprocess from the repository root."""
     return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def cifar10_release(dest: Path, n: int = 20, seed: int = 0) -> Path:
+    """A tar.gz shaped like cifar-10-python.tar.gz (the layout steps.data.cifar10 reads): five
+    training batches and a test batch of `n` random 32×32 RGB images each, and batches.meta."""
+    import io
+    import pickle
+    import tarfile
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
+            obj = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n))}
+            blob = pickle.dumps(obj)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    path = Path(dest) / "cifar-10-python.tar.gz"
+    path.write_bytes(buf.getvalue())
+    return path

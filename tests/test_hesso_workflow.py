@@ -6,19 +6,15 @@ with a tiny random ResNet18 (CPU)."""
 from __future__ import annotations
 
 import hashlib
-import io
-import pickle
 import subprocess
 import sys
-import tarfile
 
-import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from steps.core import checkpoint, cli, metrics
-from tests.conftest import smoke_copy, snakemake
+from tests.conftest import cifar10_release, smoke_copy, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -83,28 +79,11 @@ def test_dry_run_plans_the_whole_dag(hesso_smoke, scale):
         assert rule in out, out[-2000:]
 
 
-def _cifar_fixture(tmp_path):
-    """A tar.gz shaped like cifar-10-python.tar.gz: five training batches and a test batch of 20
-    random 32×32 RGB images each."""
-    rng = np.random.default_rng(0)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
-            obj = {b"data": rng.integers(0, 256, (20, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, 20))}
-            blob = pickle.dumps(obj)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    path = tmp_path / "cifar-10-python.tar.gz"
-    path.write_bytes(buf.getvalue())
-    return path
-
-
 def test_full_scale_code_path_on_a_tiny_resnet18(tmp_path):
     from steps.hesso import data, evaluate, fetch, partition, train
     from steps.nn.resnet_cifar import ResNet18
 
-    archive = _cifar_fixture(tmp_path)
+    archive = cifar10_release(tmp_path)
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
     common = ["scale=full", "threads=1", "model.width=0.0625", "data.n_train=64", "data.n_test=32", "train.epochs=2", "train.batch=32",
               "train.bn_recal_batches=1", "hesso.start_epoch=0", "hesso.pruning_epochs=1", "hesso.periods=1",

@@ -40,3 +40,18 @@ def test_dry_run_plans_the_whole_dag(scale):
     out = res.stdout + res.stderr
     for rule in ("otov2_zig_partition", "otov2_train", "otov2_construct_subnet", "otov2_evaluate", "report"):
         assert rule in out, out[-2000:]
+    assert ("otov2_fetch" in out) == (scale == "full")
+
+
+def test_full_dag_trains_both_tutorial_nets_on_gpus():
+    """Full scale: ResNet50 at 0.8 and VGG16-BN at 0.79 (tutorials 03/04), four arms each, every
+    training job with a GPU and the net/arm/sparsity on its command line."""
+    res = snakemake(ROOT, "-n", "-p", "--forceall", "otov2", "--config", "scale=full", timeout=120)
+    out = res.stdout + res.stderr
+    for run in ("resnet50_dense_s0", "resnet50_dhspg_s80", "resnet50_lasso_s80", "resnet50_random_s80",
+                "vgg16_bn_dense_s0", "vgg16_bn_dhspg_s79", "vgg16_bn_lasso_s79", "vgg16_bn_random_s79"):
+        assert f"io.out=models/otov2/{run}.pt" in out, out[-2000:]
+    assert "io.net=vgg16_bn io.arm=dhspg io.sparsity=0.79 io.raw=data/otov2/cifar10" in out
+    jobs = out.split("\n\n")
+    train_jobs = [j for j in jobs if "rule otov2_train:" in j]
+    assert len(train_jobs) == 8 and all("gpu=1" in j for j in train_jobs)

@@ -152,3 +152,49 @@ def test_dhspg_reaches_exactly_the_target_and_projected_groups_stay_zero():
     again = DHSPG(model, part, lr=0.1)
     again.load_state_dict(state)
     assert torch.equal(again.pruned, opt.pruned) and again.t == opt.t
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "vgg16_bn"])
+def test_tutorial_nets_partition_and_compact_equals_full(arch):
+    """OTOv2's CIFAR nets (tutorials 03/04), tiny width: every ZIG is zero-invariant — zero half
+    of them at random, and the compact network computes the same function and is smaller."""
+    from steps.nn.resnet_cifar import VGG16BN, ResNet50
+
+    torch.manual_seed(0)
+    model = (ResNet50 if arch == "resnet50" else VGG16BN)(classes=10, width=1 / 16).eval()
+    _randomise_bn(model)
+    x = torch.randn(4, 3, 32, 32)
+    part = zig.partition(model, x[:2])
+    assert part.fixed_channels == 10  # only the logits
+    if arch == "resnet50":  # the adds couple every block output with its stage's shortcut
+        assert part.summary()["max_coupling"] >= 4
+    ids = random.Random(1).sample(range(part.num_groups), part.num_groups // 2)
+    zig.zero_groups(model, part, ids)
+    compact = zig.construct_subnet(model, part)
+    assert zig.max_abs_diff(model, compact, x) < 1e-4
+    assert compression.count_params(compact)["total"] < 0.75 * compression.count_params(model)["total"]
+
+
+def test_tutorial_nets_have_the_tutorials_parameter_counts():
+    """Full width, built on the meta device (no memory, no init time): tutorial 03 prints
+    23 520 842 parameters for ResNet50, tutorial 04 15 253 578 for VGG16-BN."""
+    from steps.nn.resnet_cifar import VGG16BN, ResNet50
+
+    with torch.device("meta"):
+        assert sum(p.numel() for p in ResNet50(10).parameters()) == 23_520_842
+        assert sum(p.numel() for p in VGG16BN(10).parameters()) == 15_253_578
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_dhspg_stop_at_target_drops_the_penalty_once_reached(demo, stop):
+    """The official dhspg.py penalises G_p only while the target is not reached (full scale)."""
+    model, x, part = demo
+    model = DemoResNet((4, 8, 6))
+    model.load_state_dict(demo[0].state_dict())
+    opt = DHSPG(model, part, lr=0.01, momentum=0.0, target_sparsity=0.25, lmbda=0.1,
+                partition_step=0, hsp_start_step=10**6, stop_at_target=stop)
+    opt.pruned[: opt.max_pruned] = True
+    model(x).sum().backward()
+    opt.step()
+    live = opt.penalized & ~opt.pruned
+    assert live.any() and bool((opt.last_lambda[live] > 0).any()) is not stop

@@ -21,6 +21,7 @@ from steps.core.io import load_npz
 from steps.core.progress import log
 from steps.hesso import net
 from steps.hesso.groups import family_of, group_norms
+from steps.nn.augment import crop_flip
 
 METHODS = ("dense", "hesso", "cric", "dhspg")
 
@@ -51,20 +52,8 @@ class Batches:
         idx = self._perm[1][i * self.batch:(i + 1) * self.batch].to(self.x.device)
         xb = self.x[idx]
         if self.augment and stream == "batch":
-            xb = augment(xb, seeding.step_generator(self.seed, "augment", step))
+            xb = crop_flip(xb, seeding.step_generator(self.seed, "augment", step))
         return xb, self.y[idx]
-
-
-def augment(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """The standard CIFAR augmentation (full scale): a random crop of the image padded by `pad`
-    zeros, and a horizontal flip with probability ½; the draws come from `g`."""
-    n, _, h, w = x.shape
-    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=g).tolist()
-    flips = (torch.rand(n, generator=g) < 0.5).tolist()
-    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    out = torch.stack([padded[k, :, a:a + h, b:b + w] for k, (a, b) in enumerate(shifts)])
-    flip = torch.tensor(flips, device=x.device)
-    return torch.where(flip[:, None, None, None], out.flip(3), out)
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:

@@ -20,6 +20,9 @@ step direction, the group term included, as torch's SGD would for a penalty grad
 * t ≥ hsp_start_step: half-space projection — every G_p group with ⟨x̂_g, x_g⟩ < ε‖x_g‖² is set
   to zero, at most as many as keep the group sparsity ≤ target (those that crossed the
   half-space boundary farthest, ⟨x̂_g, x_g⟩/‖x_g‖² smallest, go first). Zero groups stay zero.
+* stop_at_target=True: once the target is reached the G_p groups get plain SGD steps, as the
+  official dhspg.py does (its penalty runs only `if not self.reach_target_group_sparsity()`);
+  False (the default, what otov2 mini and hesso use) keeps penalising them.
 
     opt = DHSPG(model, part, lr=0.1, target_sparsity=0.5, partition_step=300, hsp_start_step=800)
     loss.backward(); opt.step(); opt.zero_grad()
@@ -56,6 +59,7 @@ class DHSPG:
         epsilon: float = 0.0,
         partition_step: int = 0,
         hsp_start_step: int = 0,
+        stop_at_target: bool = False,
     ):
         if not 0.0 <= target_sparsity < 1.0:
             raise ValueError(f"target_sparsity must lie in [0, 1), got {target_sparsity}")
@@ -67,6 +71,7 @@ class DHSPG:
         self.lmbda, self.amplify, self.hat = float(lmbda), float(lmbda_amplify), float(hat_lmbda_coeff)
         self.epsilon = float(epsilon)
         self.partition_step, self.hsp_start_step = int(partition_step), int(hsp_start_step)
+        self.stop_at_target = bool(stop_at_target)
         self.num_groups = part.num_groups
         self.max_pruned = int(math.floor(self.target * self.num_groups + 1e-9))
         self.t = 0
@@ -122,7 +127,8 @@ class DHSPG:
         d = self._gradient()
         if not self.partitioned and self.t >= self.partition_step:
             self._select_penalized(d)
-        lam = self._lambdas(d) if self.partitioned else torch.zeros(self.num_groups, dtype=torch.float64)
+        reached = self.stop_at_target and int(self.pruned.sum()) >= self.max_pruned
+        lam = self._lambdas(d) if self.partitioned and not reached else torch.zeros(self.num_groups, dtype=torch.float64)
         self.last_lambda = lam
         coef = lam / self.index.norms().clamp_min(1e-30)  # λ_g/‖x_g‖, zero outside G_p
         old = {n: p.detach().clone() for n, p in self.named if n in self.index.names} if self._projecting() else None

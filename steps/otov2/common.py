@@ -1,15 +1,58 @@
-"""What every otov2 phase shares: the runs (arm × sparsity), the data, the model."""
+"""What every otov2 phase shares: the runs (net × arm × sparsity), the data, the model.
+
+smoke/mini train one network (`model:`), runs named `{arm}_s{pct}`. Full scale trains several
+(`nets:` — ResNet50 and VGG16-BN on CIFAR-10, each with its tutorial's settings overriding the
+shared sections), runs named `{net}_{arm}_s{pct}`; the ZIG partition file then holds one
+partition per net.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from steps.core.errors import ConfigError
 
 ARMS = ("dense", "dhspg", "lasso", "random")
+ARCHS = ("demo_resnet", "resnet50", "vgg16_bn")
+NET_SECTIONS = ("data", "model", "train", "runs", "dhspg", "lasso", "random", "construct", "evaluate")
 
 
-def run_name(arm: str, sparsity: float) -> str:
-    return f"{arm}_s{int(round(float(sparsity) * 100))}"
+def run_name(arm: str, sparsity: float, net: str | None = None) -> str:
+    name = f"{arm}_s{int(round(float(sparsity) * 100))}"
+    return f"{net}_{name}" if net else name
+
+
+def nets(cfg: DictConfig) -> list[str | None]:
+    """The networks of this scale: [None] (the single `model:`) or the names under `nets:`."""
+    return list(cfg.get("nets") or {}) or [None]
+
+
+def for_net(cfg: DictConfig, net: str | None) -> DictConfig:
+    """The config one net trains with: cfg, its `nets.<net>` sections merged over the shared ones."""
+    if net is None:
+        return cfg
+    if net not in (cfg.get("nets") or {}):
+        raise ConfigError(f"unknown otov2 net {net!r}; nets at this scale: {', '.join(cfg.get('nets') or {}) or 'none'}")
+    base = OmegaConf.to_container(cfg, resolve=True)
+    over = OmegaConf.to_container(cfg.nets[net], resolve=True)
+    bad = sorted(set(over) - set(NET_SECTIONS))
+    if bad:
+        raise ConfigError(f"nets.{net}.{bad[0]} is not a section a net may override; valid: {', '.join(NET_SECTIONS)}")
+    over = {k: v for k, v in over.items() if k in base}  # sections this phase does not read are left out
+    _check_keys(over, base, f"nets.{net}")
+    merged = OmegaConf.merge(base, over)
+    OmegaConf.set_readonly(merged, True)
+    return merged
+
+
+def _check_keys(over: dict, base: dict, where: str) -> None:
+    """A net may only override keys the shared sections have (a typo would be silently unused)."""
+    for k, v in over.items():
+        if not isinstance(base, dict) or k not in base:
+            raise ConfigError(f"{where}.{k} overrides no key of the shared config; valid: {', '.join(base) if isinstance(base, dict) else 'none'}")
+        if isinstance(v, dict):
+            _check_keys(v, base[k], f"{where}.{k}")
 
 
 def runs(cfg: DictConfig) -> list[tuple[str, float]]:
@@ -22,26 +65,66 @@ def runs(cfg: DictConfig) -> list[tuple[str, float]]:
     return out
 
 
+def all_runs(cfg: DictConfig) -> list[tuple[str | None, str, float, str]]:
+    """Every (net, arm, sparsity, run name) over the nets of this scale."""
+    return [(net, arm, s, run_name(arm, s, net)) for net in nets(cfg) for arm, s in runs(for_net(cfg, net))]
+
+
 def parse_run(name: str) -> tuple[str, float]:
     arm, _, s = name.rpartition("_s")
-    return arm, int(s) / 100
+    return arm.rpartition("_")[2] if arm not in ARMS else arm, int(s) / 100
+
+
+def load_partition(path, net: str | None):
+    """The ZIG partition of `net` from the zig_partition phase's file."""
+    from steps.core.io import read_json
+    from steps.nn import zig
+
+    d = read_json(path, "ZIG partition")
+    if net is not None:
+        if net not in d.get("nets", {}):
+            raise ConfigError(f"{path} has no partition of net {net!r}: rerun otov2_zig_partition at this scale")
+        d = d["nets"][net]
+    return zig.Partition.from_dict(d)
 
 
 def data(cfg: DictConfig, split: str):
-    """(x, y) torch tensors of Fashion-MNIST (the shared loader), subset and size from params."""
+    """(x, y) torch tensors: Fashion-MNIST (smoke/mini; subset and size from params) or CIFAR-10
+    from the fetched release in io.raw (full), standardised with data.mean/std."""
     import torch
 
-    from steps.data import fashion_mnist
+    d = cfg.data
+    n = d.n_train if split == "train" else d.n_test
+    n = None if n is None else int(n)
+    if d.source == "fashion_mnist":
+        from steps.data import fashion_mnist
 
-    n = int(cfg.data.n_train if split == "train" else cfg.data.n_test)
-    x, y = fashion_mnist.load(split, n=n, size=int(cfg.data.size), seed=int(cfg.data.seed))
+        x, y = fashion_mnist.load(split, n=n, size=int(d.size), seed=int(d.seed))
+    elif d.source == "cifar10":
+        from steps.core.cli import need_io
+        from steps.data import cifar10
+
+        (raw,) = need_io(cfg, "raw")
+        x, y = cifar10.load(raw, split, n=n, seed=int(d.seed), mean=tuple(d.mean), std=tuple(d.std))
+    else:
+        raise ConfigError(f"data.source must be fashion_mnist or cifar10, got {d.source!r}")
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
 
 
 def model(cfg: DictConfig):
-    from steps.nn.demo_resnet import DemoResNet
+    """The network of model.arch: the spec's DemoResNet (smoke/mini), or the CIFAR ResNet50 /
+    VGG16-BN of the official tutorials 03/04 (full; model.width scales every layer)."""
+    m, ch = cfg.model, int(cfg.data.channels)
+    if m.arch == "demo_resnet":
+        from steps.nn.demo_resnet import DemoResNet
 
-    return DemoResNet(tuple(cfg.model.widths), in_channels=1, classes=10)
+        return DemoResNet(tuple(m.widths), in_channels=ch, classes=10)
+    if m.arch in ("resnet50", "vgg16_bn"):
+        from steps.nn.resnet_cifar import VGG16BN, ResNet50
+
+        cls = ResNet50 if m.arch == "resnet50" else VGG16BN
+        return cls(classes=10, in_channels=ch, width=float(m.width))
+    raise ConfigError(f"model.arch must be one of {', '.join(ARCHS)}, got {m.arch!r}")
 
 
 def accuracy(net, x, y, batch: int = 1000) -> float:
@@ -49,9 +132,10 @@ def accuracy(net, x, y, batch: int = 1000) -> float:
 
     was = net.training
     net.eval()
+    dev = next(net.parameters()).device
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            correct += int((net(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+            correct += int((net(x[i:i + batch].to(dev)).argmax(1) == y[i:i + batch].to(dev)).sum())
     net.train(was)
     return correct / len(x)

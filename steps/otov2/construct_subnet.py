@@ -2,6 +2,8 @@
 removed), and the check that the two give the same outputs on test images.
 
     python -m steps.otov2.construct_subnet scale=mini io.partition=... io.models=models/otov2 io.out=results/otov2/equivalence.json
+    python -m steps.otov2.construct_subnet scale=full io.raw=data/otov2/cifar10 io.partition=... io.models=models/otov2 \
+        io.out=results/otov2/equivalence.json
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from omegaconf import DictConfig
 
 from steps.core import checkpoint, metrics
 from steps.core.cli import need_io, run
-from steps.core.io import atomic_path, read_json
+from steps.core.io import atomic_path
 from steps.core.progress import log
 
 
@@ -21,18 +23,19 @@ def main(cfg: DictConfig) -> dict:
     import torch
 
     from steps.nn import compression, zig
-    from steps.otov2.common import data, model, run_name, runs
+    from steps.otov2.common import all_runs, data, for_net, load_partition, model
 
     part_path, models, out = need_io(cfg, "partition", "models", "out")
     t0 = time.monotonic()
-    part = zig.Partition.from_dict(read_json(part_path, "ZIG partition"))
     xt, _ = data(cfg, "test")
     x = xt[: int(cfg.construct.check_images)]
-    values = {}
-    for arm, s in runs(cfg):
-        name = run_name(arm, s)
+    values, parts = {}, {}
+    for net_name, _, _, name in all_runs(cfg):
+        if net_name not in parts:
+            parts[net_name] = load_partition(part_path, net_name)
+        part = parts[net_name]
         payload = checkpoint.load(Path(models) / f"{name}.pt", f"trained model {name}")
-        net = model(cfg)
+        net = model(for_net(cfg, net_name))
         net.load_state_dict(payload["state"]["model"])
         compact = zig.construct_subnet(net, part)
         diff = zig.max_abs_diff(net, compact, x)

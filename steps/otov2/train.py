@@ -10,7 +10,13 @@ Arms (all share the data order, the SGD arithmetic — DHSPG's plain-SGD path �
 * random: at random.prune_epoch a seeded random target share of the groups is zeroed and held
   at zero; training continues.
 
+Full scale (io.net names the net; io.raw the fetched CIFAR-10) follows the official tutorials'
+loop: random crop + flip, mixup for VGG16-BN, the LR ×0.1 every 75 epochs, plain SGD (DHSPG's
+'sgd' variant has no momentum by default), the same recipe for every arm of a net.
+
     python -m steps.otov2.train scale=mini io.arm=dhspg io.sparsity=0.5 io.partition=models/otov2/zig_groups.json io.out=models/otov2/dhspg_s50.pt
+    python -m steps.otov2.train scale=full io.net=resnet50 io.arm=dhspg io.sparsity=0.8 io.raw=data/otov2/cifar10 \
+        io.partition=models/otov2/zig_groups.json io.out=models/otov2/resnet50_dhspg_s80.pt
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ from omegaconf import DictConfig
 from steps.core import checkpoint, seeding
 from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
-from steps.core.io import read_json
 from steps.core.progress import log
 
 
@@ -40,18 +45,30 @@ def group_lasso(index, lam: float):
     return lam * torch.sqrt(sq + 1e-12).sum()
 
 
+def learning_rate(tr, step: int, total: int, per_epoch: int) -> float:
+    """train.schedule: cosine per step, or step: lr·γ^⌊(epoch + 1)/step_epochs⌋ — the tutorials
+    call StepLR.step() at the start of each epoch, so the first decay comes one epoch early."""
+    if tr.schedule == "cosine":
+        return 0.5 * float(tr.lr) * (1 + math.cos(math.pi * step / total))
+    if tr.schedule == "step":
+        return float(tr.lr) * float(tr.step_gamma) ** ((step // per_epoch + 1) // int(tr.step_epochs))
+    raise ConfigError(f"train.schedule must be cosine or step, got {tr.schedule!r}")
+
+
 def main(cfg: DictConfig) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from steps.nn import zig
+    from steps.nn import augment, zig
     from steps.nn.dhspg import DHSPG
-    from steps.otov2.common import ARMS, accuracy, data, model, run_name
+    from steps.otov2.common import ARMS, accuracy, data, for_net, load_partition, model, run_name
 
     arm, sparsity, part_path, out = need_io(cfg, "arm", "sparsity", "partition", "out")
     if arm not in ARMS:
         raise ConfigError(f"io.arm must be one of {', '.join(ARMS)}, got {arm!r}")
     sparsity = float(sparsity)
+    net_name = cfg.io.get("net") or None
+    cfg = for_net(cfg, net_name)
     torch.set_num_threads(max(1, int(cfg.threads) or 1))
     dev = torch.device("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     t0 = time.monotonic()
@@ -61,7 +78,7 @@ def main(cfg: DictConfig) -> dict:
     xt, yt = data(cfg, "test")
     x, y, xt, yt = x.to(dev), y.to(dev), xt.to(dev), yt.to(dev)
     net = model(cfg).to(dev)
-    part = zig.Partition.from_dict(read_json(part_path, "ZIG partition"))
+    part = load_partition(part_path, net_name)
     per_epoch = math.ceil(len(x) / int(tr.batch))
     total = int(tr.epochs) * per_epoch
     big = 10 * total + 1  # "never"
@@ -73,19 +90,23 @@ def main(cfg: DictConfig) -> dict:
         lmbda_amplify=float(dh.lmbda_amplify), hat_lmbda_coeff=float(dh.hat_lmbda_coeff), epsilon=float(dh.epsilon),
         partition_step=round(float(dh.partition_epoch) * per_epoch) if is_dh else big,
         hsp_start_step=round(float(dh.hsp_epoch) * per_epoch) if is_dh else big,
+        stop_at_target=bool(dh.stop_at_target),
     )
     n_prune = int(math.floor(sparsity * part.num_groups + 1e-9))
     prune_step = {"lasso": (int(tr.epochs) - int(cfg.lasso.finetune_epochs)) * per_epoch,
                   "random": round(float(cfg.random.prune_epoch) * per_epoch)}.get(arm, big)
     lasso_lam = float(cfg.lasso.lmbda) if arm == "lasso" else 0.0
 
-    loop = checkpoint.TrainLoop(cfg, out, total, desc=f"otov2 {run_name(arm, sparsity)}", model=net, optimizer=opt)
+    name = run_name(arm, sparsity, net_name)
+    fill = (-torch.tensor(list(cfg.data.mean)) / torch.tensor(list(cfg.data.std))).tolist() if "mean" in cfg.data else None
+    mix = float(tr.mixup_alpha)
+    loop = checkpoint.TrainLoop(cfg, out, total, desc=f"otov2 {name}", model=net, optimizer=opt)
     net.train()
     for step in loop:
         epoch, k = divmod(step, per_epoch)
         perm = torch.randperm(len(x), generator=seeding.step_generator(int(tr.seed), "batches", epoch)).to(dev)
         idx = perm[k * int(tr.batch):(k + 1) * int(tr.batch)]
-        opt.lr = 0.5 * float(tr.lr) * (1 + math.cos(math.pi * step / total))  # cosine, per step
+        opt.lr = learning_rate(tr, step, total, per_epoch)
         if step == prune_step and not opt.pruned.any():
             if arm == "lasso":  # threshold: the smallest-norm groups (ties by index)
                 order = torch.argsort(opt.index.norms(), stable=True)[:n_prune]
@@ -93,7 +114,15 @@ def main(cfg: DictConfig) -> dict:
                 order = torch.randperm(part.num_groups, generator=seeding.step_generator(int(tr.seed), "random_groups"))[:n_prune]
             opt.pruned[order] = True
             opt.index.zero(opt.pruned)
-        loss = F.cross_entropy(net(x[idx]), y[idx])
+        xb, yb = x[idx], y[idx]
+        if tr.augment:  # random crop (pad 4, black) + flip, as the tutorials' transforms
+            xb = augment.crop_flip(xb, seeding.step_generator(int(tr.seed), "augment", step), pad=4, fill=fill)
+        if mix > 0:  # mixup (VGG16-BN tutorial): CE against the mixed one-hot targets
+            xb, ya, yb2, lam = augment.mixup(xb, yb, mix, seeding.step_generator(int(tr.seed), "mixup", step))
+            logits = net(xb)
+            loss = lam * F.cross_entropy(logits, ya) + (1 - lam) * F.cross_entropy(logits, yb2)
+        else:
+            loss = F.cross_entropy(net(xb), yb)
         if lasso_lam and step < prune_step:
             loss = loss + group_lasso(opt.index, lasso_lam)
         loss.backward()
@@ -102,10 +131,10 @@ def main(cfg: DictConfig) -> dict:
         loop.log(loss=float(loss.detach()), sparsity=opt.group_sparsity())
     acc = accuracy(net, xt, yt)
     gs = zig.group_sparsity(net, part)
-    log.info(f"{run_name(arm, sparsity)}: test accuracy {acc:.4f}, group sparsity {gs:.3f} (target {sparsity})")
+    log.info(f"{name}: test accuracy {acc:.4f}, group sparsity {gs:.3f} (target {sparsity})")
     meta = {"arm": arm, "target_sparsity": sparsity, "group_sparsity": gs, "acc_full": acc,
             "optimizer": opt.stats(), "wall_time_s": time.monotonic() - t0,
-            "train": loop.record(), "widths": list(cfg.model.widths), "device": str(dev)}
+            "train": loop.record(), "net": net_name, "arch": str(cfg.model.arch), "device": str(dev)}
     net.cpu()
     checkpoint.save(out, cfg, total, model=net, meta=meta)
     loop.finish()

@@ -1,6 +1,8 @@
-"""Phase `zig_partition`: trace the model once and write its zero-invariant groups.
+"""Phase `zig_partition`: trace the model once and write its zero-invariant groups (at full
+scale, one partition per net: {"nets": {name: partition}}, metrics per net).
 
     python -m steps.otov2.zig_partition scale=mini io.out=models/otov2/zig_groups.json io.metrics=results/otov2/partition.json
+    python -m steps.otov2.zig_partition scale=full io.out=models/otov2/zig_groups.json io.metrics=results/otov2/partition.json
 """
 
 from __future__ import annotations
@@ -19,20 +21,29 @@ def main(cfg: DictConfig) -> dict:
     import torch
 
     from steps.nn import compression, zig
-    from steps.otov2.common import model
+    from steps.otov2.common import for_net, model, nets
 
     out, metrics_path = need_io(cfg, "out", "metrics")
     t0 = time.monotonic()
-    torch.manual_seed(int(cfg.train.seed))
-    net = model(cfg)
-    example = torch.zeros(2, 1, int(cfg.data.size), int(cfg.data.size))
-    part = zig.partition(net, example)
-    write_json(out, part.to_dict())
-    acc = compression.account(net, example[:1])
-    values = {**part.summary(), "params": acc["params"]["total"], "mflops": acc["flops"]["dense"] / 1e6,
-              "groups_per_layer": {n.replace(".", "_"): len({k for k in layer.out_keys if k >= 0}) for n, layer in part.layers.items()
-                                   if layer.kind == "linear"}}
-    log.info(f"{part.num_groups} ZIGs ({values['coupled_groups']} coupled across adds), {part.fixed_channels} fixed channels")
+    parts, values = {}, {}
+    for name in nets(cfg):
+        c = for_net(cfg, name)
+        torch.manual_seed(int(c.train.seed))
+        net = model(c)
+        example = torch.zeros(2, int(c.data.channels), int(c.data.size), int(c.data.size))
+        part = zig.partition(net, example)
+        acc = compression.account(net, example[:1])
+        v = {**part.summary(), "params": acc["params"]["total"], "mflops": acc["flops"]["dense"] / 1e6,
+             "groups_per_layer": {n.replace(".", "_"): len({k for k in layer.out_keys if k >= 0})
+                                  for n, layer in part.layers.items() if layer.kind == "linear"}}
+        log.info(f"{name or c.model.arch}: {part.num_groups} ZIGs ({v['coupled_groups']} coupled across adds), "
+                 f"{part.fixed_channels} fixed channels")
+        parts[name], values[name] = part.to_dict(), v
+    if nets(cfg) == [None]:
+        write_json(out, parts[None])
+        values = values[None]
+    else:
+        write_json(out, {"nets": parts})
     metrics.write(metrics_path, cfg, "partition", "the automatic ZIG partition of the model", values,
                   time.monotonic() - t0, "cpu")
     return values

@@ -1,14 +1,19 @@
 # OTOv2 (arXiv 2303.06862): train once with DHSPG over automatically found zero-invariant groups,
 # build the compact network, no fine-tuning; against group lasso + threshold + fine-tune and
-# random structured pruning. The same DAG at every scale; full.yaml makes it large (GPU training).
-#   zig_partition ── train[dense, dhspg|lasso|random × sparsity] ── construct_subnet ── evaluate ── report
-OT_M, OT_R = "models/otov2", "results/otov2"
+# random structured pruning. The same DAG at every scale; full.yaml makes it the CIFAR-10 setting
+# (ResNet50 and VGG16-BN, GPU training) and adds fetch (CIFAR-10, MD5-checked) before training.
+#   (fetch) ─┐
+#   zig_partition ── train[(net ×) dense, dhspg|lasso|random × sparsity] ── construct_subnet ── evaluate ── report
+from steps.otov2.common import all_runs as _ot_all_runs
 
+OT_D, OT_M, OT_R = "data/otov2", "models/otov2", "results/otov2"
 
-# Every trained run: the dense reference (when runs.dense) and each arm × target sparsity.
-OT_RUNS = (["dense_s0"] if CFG["otov2"].runs.dense else []) + [
-    f"{a}_s{int(round(float(s) * 100))}" for a in CFG["otov2"].runs.arms for s in CFG["otov2"].runs.sparsities
-]
+# Every trained run: the dense reference (when runs.dense) and each arm × target sparsity, per net
+# at full scale (steps.otov2.common.all_runs): run name → (net, arm, sparsity).
+OT_SPEC = {name: (net, arm, s) for net, arm, s, name in _ot_all_runs(CFG["otov2"])}
+OT_RUNS = list(OT_SPEC)
+# Full scale: CIFAR-10's python release (steps.otov2.fetch); nothing to fetch at smoke/mini.
+OT_RAW = [f"{OT_D}/cifar10.lock.json"] if CFG["otov2"].data.source == "cifar10" else []
 
 
 rule otov2:
@@ -16,6 +21,29 @@ rule otov2:
     input:
         f"{OT_R}/accuracy.json",
         f"{OT_R}/report.md",
+
+
+rule otov2_fetch:
+    input:
+        code("steps.otov2.fetch"),
+    output:
+        raw=directory(f"{OT_D}/cifar10"),
+        lock=f"{OT_D}/cifar10.lock.json",
+    params:
+        trigger=trigger("otov2", "fetch"),
+        args=step_args("otov2", "fetch"),
+        cache=f"{OT_D}/downloads",
+    threads: 1
+    resources:
+        **rule_resources("otov2", "fetch"),
+    conda:
+        "../envs/paperzoo.yaml"
+    log:
+        "logs/otov2/fetch.log",
+    benchmark:
+        "benchmarks/otov2/fetch.tsv"
+    shell:
+        "python -m steps.otov2.fetch {params.args} io.cache={params.cache} io.out={output.raw} io.lock={output.lock} > {log} 2>&1"
 
 
 rule otov2_zig_partition:
@@ -43,33 +71,36 @@ rule otov2_zig_partition:
 rule otov2_train:
     input:
         code("steps.otov2.train"),
+        raw=OT_RAW,
         partition=f"{OT_M}/zig_groups.json",
     output:
-        f"{OT_M}/{{arm}}_s{{sparsity}}.pt",
+        f"{OT_M}/{{run}}.pt",
     wildcard_constraints:
-        arm="dense|dhspg|lasso|random",
-        sparsity=r"\d+",
+        run="|".join(OT_RUNS),
     params:
         trigger=trigger("otov2", "train"),
         args=step_args("otov2", "train"),
-        sparsity=lambda w: int(w.sparsity) / 100,
+        arm=lambda w: OT_SPEC[w.run][1],
+        sparsity=lambda w: OT_SPEC[w.run][2],
+        net=lambda w: f"io.net={OT_SPEC[w.run][0]}" if OT_SPEC[w.run][0] else "",
     threads: 1
     resources:
         **rule_resources("otov2", "train"),
     conda:
         "../envs/paperzoo.yaml"
     log:
-        "logs/otov2/train_{arm}_s{sparsity}.log",
+        "logs/otov2/train_{run}.log",
     benchmark:
-        "benchmarks/otov2/train_{arm}_s{sparsity}.tsv"
+        "benchmarks/otov2/train_{run}.tsv"
     shell:
-        "python -m steps.otov2.train {params.args} threads={threads} io.arm={wildcards.arm} "
-        "io.sparsity={params.sparsity} io.partition={input.partition} io.out={output} > {log} 2>&1"
+        f"python -m steps.otov2.train {{params.args}} threads={{threads}} {{params.net}} io.arm={{params.arm}} "
+        f"io.sparsity={{params.sparsity}} io.raw={OT_D}/cifar10 io.partition={{input.partition}} io.out={{output}} > {{log}} 2>&1"
 
 
 rule otov2_construct_subnet:
     input:
         code("steps.otov2.construct_subnet"),
+        raw=OT_RAW,
         partition=f"{OT_M}/zig_groups.json",
         models=expand(f"{OT_M}/{{run}}.pt", run=OT_RUNS),
     output:
@@ -88,13 +119,14 @@ rule otov2_construct_subnet:
     benchmark:
         "benchmarks/otov2/construct_subnet.tsv"
     shell:
-        f"python -m steps.otov2.construct_subnet {{params.args}} io.partition={{input.partition}} io.models={OT_M} "
+        f"python -m steps.otov2.construct_subnet {{params.args}} io.raw={OT_D}/cifar10 io.partition={{input.partition}} io.models={OT_M} "
         f"io.out={{output.metrics}} > {{log}} 2>&1"
 
 
 rule otov2_evaluate:
     input:
         code("steps.otov2.evaluate"),
+        raw=OT_RAW,
         partition=f"{OT_M}/zig_groups.json",
         compact=expand(f"{OT_M}/{{run}}_compact.pt", run=OT_RUNS),
     output:
@@ -112,5 +144,5 @@ rule otov2_evaluate:
     benchmark:
         "benchmarks/otov2/evaluate.tsv"
     shell:
-        f"python -m steps.otov2.evaluate {{params.args}} io.partition={{input.partition}} io.models={OT_M} "
+        f"python -m steps.otov2.evaluate {{params.args}} io.raw={OT_D}/cifar10 io.partition={{input.partition}} io.models={OT_M} "
         f"io.out={{output}} > {{log}} 2>&1"
