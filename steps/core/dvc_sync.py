@@ -23,7 +23,6 @@ import argparse
 import base64
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from pathlib import Path
 import yaml
 
 from steps.core.errors import ConfigError, PaperzooError
+from steps.core.fetch import md5_file
 
 DVC_YAML = "dvc.yaml"
 REGISTRY = "workflow/papers.yaml"
@@ -379,14 +379,6 @@ class Corrupt:
     path: str  # the workspace file, or the cache object
     want: str
     got: str
-
-
-def md5_file(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_dir(root: Path) -> Path:

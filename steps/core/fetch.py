@@ -42,6 +42,16 @@ def sha256_file(path: str | os.PathLike, chunk: int = CHUNK) -> str:
     return h.hexdigest()
 
 
+def md5_file(path: str | os.PathLike, chunk: int = CHUNK) -> str:
+    """The MD5 hex digest of a file: the checksum some dataset pages publish (CIFAR) and DVC's
+    content address; an integrity check, not security."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _mismatch(what: str, name: str, url: str, expected, got) -> ArtifactError:
     return ArtifactError(
         f"{name} from {url}: {what} mismatch (expected {expected}, got {got}); the partial "

@@ -14,7 +14,6 @@ fixture of the same layout.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import shutil
@@ -25,20 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from steps.core.errors import ArtifactError
+from steps.core.fetch import md5_file
 
 MEMBERS = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta")
 
 # Per-channel statistics of the CIFAR-10 training images in [0, 1] (the usual published values).
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-
-
-def md5_file(path: str | os.PathLike) -> str:
-    """MD5 hex digest: the checksum CIFAR's page publishes (an integrity check, not security)."""
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def extract(archive: Path, out: Path) -> list[str]:

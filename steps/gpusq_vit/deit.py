@@ -20,7 +20,6 @@ built with model.norm_eps=1e-6 (timm's LayerNorm eps) to compute what timm compu
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -39,12 +38,11 @@ def check_hub_hash(path: Path) -> None:
     m = re.search(r"-([0-9a-f]{8,64})\.(pth|pt|bin)$", path.name)
     if not m:
         return
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    if not h.hexdigest().startswith(m.group(1)):
-        raise ArtifactError(f"{path}: SHA-256 {h.hexdigest()[:16]}… does not start with {m.group(1)} as its name says "
+    from steps.core.fetch import sha256_file
+
+    digest = sha256_file(path)
+    if not digest.startswith(m.group(1)):
+        raise ArtifactError(f"{path}: SHA-256 {digest[:16]}… does not start with {m.group(1)} as its name says "
                             "(a truncated or different download); fetch it again")
 
 

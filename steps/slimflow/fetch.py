@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -24,18 +23,10 @@ from omegaconf import DictConfig
 
 from steps.core.cli import need_io, run
 from steps.core.errors import ArtifactError, ConfigError
-from steps.core.fetch import download
+from steps.core.fetch import download, md5_file
 from steps.core.io import save_npz, write_text
 from steps.core.progress import log
 from steps.slimflow.images import unpack_cifar10
-
-
-def md5_file(path) -> str:
-    h = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def copy_teacher(src, dst) -> None:
