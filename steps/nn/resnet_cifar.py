@@ -27,6 +27,8 @@ from torch import nn
 
 
 class BasicBlock(nn.Module):
+    expansion = 1
+
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -45,18 +47,21 @@ class BasicBlock(nn.Module):
         return self.relu2(h + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
-    def __init__(self, classes: int = 10, in_channels: int = 3, width: float = 1.0):
+class CifarResNet(nn.Module):
+    """3×3 stem (no max-pool), four stages of `block`s at widths 64·w … 512·w (the first block of
+    stages 2–4 strided), global average pool, linear head."""
+
+    def __init__(self, block, depths: tuple[int, ...], classes: int, in_channels: int, width: float):
         super().__init__()
         w = [max(1, int(round(c * width))) for c in (64, 128, 256, 512)]
         self.conv1 = nn.Conv2d(in_channels, w[0], 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(w[0])
         self.relu = nn.ReLU()
         blocks, cin = [], w[0]
-        for i, c in enumerate(w):
-            for b in range(2):
-                blocks.append(BasicBlock(cin, c, 2 if (i > 0 and b == 0) else 1))
-                cin = c
+        for i, (c, n) in enumerate(zip(w, depths, strict=True)):
+            for b in range(n):
+                blocks.append(block(cin, c, 2 if (i > 0 and b == 0) else 1))
+                cin = c * block.expansion
         self.layers = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, classes)
@@ -64,6 +69,11 @@ class ResNet18(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.relu(self.bn1(self.conv1(x))))
         return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class ResNet18(CifarResNet):
+    def __init__(self, classes: int = 10, in_channels: int = 3, width: float = 1.0):
+        super().__init__(BasicBlock, (2, 2, 2, 2), classes, in_channels, width)
 
 
 class Bottleneck(nn.Module):
@@ -95,25 +105,9 @@ class Bottleneck(nn.Module):
         return self.relu3(h + self.shortcut(x))
 
 
-class ResNet50(nn.Module):
+class ResNet50(CifarResNet):
     def __init__(self, classes: int = 10, in_channels: int = 3, width: float = 1.0):
-        super().__init__()
-        w = [max(1, int(round(c * width))) for c in (64, 128, 256, 512)]
-        self.conv1 = nn.Conv2d(in_channels, w[0], 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(w[0])
-        self.relu = nn.ReLU()
-        blocks, cin = [], w[0]
-        for i, (c, n) in enumerate(zip(w, (3, 4, 6, 3), strict=True)):
-            for b in range(n):
-                blocks.append(Bottleneck(cin, c, 2 if (i > 0 and b == 0) else 1))
-                cin = c * Bottleneck.expansion
-        self.layers = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(cin, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.layers(self.relu(self.bn1(self.conv1(x))))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        super().__init__(Bottleneck, (3, 4, 6, 3), classes, in_channels, width)
 
 
 VGG16_CHANNELS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
