@@ -9,12 +9,27 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from steps.core import checkpoint
-from steps.core.errors import ArtifactError
-from steps.gpusq_vit.datasets import InMemory
+from steps.core import checkpoint, device, seeding
+from steps.core.errors import ArtifactError, ConfigError
+from steps.gpusq_vit.datasets import InMemory, open_data
 from steps.gpusq_vit.vit import ViT, build
 from steps.nn.nm_sparsity import nm_mask
 from steps.nn.optim import AdamW
+
+
+def start_arm(cfg: DictConfig, section: str, arm_name: str, data_path, teacher_path):
+    """The common start of a fine-tuning phase (prune, qat): the arm's config from
+    cfg.<section>.arms, device and threads, the seed, the data source and the dense teacher on
+    the device. Returns (arm, device, seed, data, teacher)."""
+    arms = cfg[section].arms
+    if arm_name not in arms:
+        raise ConfigError(f"unknown {section} arm '{arm_name}'; valid: {', '.join(arms)}")
+    dev, _ = device.setup(cfg.device, int(cfg.threads))
+    seed = int(cfg.seed)
+    seeding.seed_everything(seed)
+    data = open_data(cfg, data_path, dev)
+    teacher, _ = load_model(teacher_path, cfg.model, "dense teacher")
+    return arms[arm_name], dev, seed, data, teacher.to(dev)
 
 
 def save_model(path, cfg: DictConfig, net: ViT, meta: dict) -> None:

@@ -17,19 +17,17 @@ import time
 
 from omegaconf import DictConfig
 
-from steps.core import device, seeding
 from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.progress import log
 from steps.gpusq_vit.common import (
     accuracy_on,
     layer_importance,
-    load_model,
     prune_2to4,
     save_model,
+    start_arm,
     train,
 )
-from steps.gpusq_vit.datasets import open_data
 from steps.nn.nm_sparsity import is_nm_sparse, magnitude_mask, nm_mask
 
 
@@ -48,16 +46,8 @@ def apply_pattern(net, pattern: str, density: float) -> None:
 
 def main(cfg: DictConfig) -> dict:
     arm_name, data_path, teacher_path, out = need_io(cfg, "arm", "data", "teacher", "out")
-    if arm_name not in cfg.prune.arms:
-        raise ConfigError(f"unknown prune arm '{arm_name}'; valid: {', '.join(cfg.prune.arms)}")
-    arm = cfg.prune.arms[arm_name]
     t0 = time.monotonic()
-    dev, _ = device.setup(cfg.device, int(cfg.threads))
-    seed = int(cfg.seed)
-    seeding.seed_everything(seed)
-    data = open_data(cfg, data_path, dev)
-    teacher, _ = load_model(teacher_path, cfg.model, "dense teacher")
-    teacher = teacher.to(dev)
+    arm, dev, seed, data, teacher = start_arm(cfg, "prune", arm_name, data_path, teacher_path)
     net = copy.deepcopy(teacher)
     importance = None
     if arm.kd:  # before pruning: how much each block's loss rises when only it is 2:4-pruned

@@ -17,7 +17,6 @@ import time
 
 from omegaconf import DictConfig
 
-from steps.core import device, seeding
 from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
 from steps.core.progress import log
@@ -28,24 +27,16 @@ from steps.gpusq_vit.common import (
     load_model,
     save_model,
     set_quant,
+    start_arm,
     train,
 )
-from steps.gpusq_vit.datasets import open_data
 from steps.nn.fake_quant import quant_weight
 
 
 def main(cfg: DictConfig) -> dict:
     arm_name, data_path, sparse_path, teacher_path, out = need_io(cfg, "arm", "data", "sparse", "teacher", "out")
-    if arm_name not in cfg.qat.arms:
-        raise ConfigError(f"unknown qat arm '{arm_name}'; valid: {', '.join(cfg.qat.arms)}")
-    arm = cfg.qat.arms[arm_name]
     t0 = time.monotonic()
-    dev, _ = device.setup(cfg.device, int(cfg.threads))
-    seed = int(cfg.seed)
-    seeding.seed_everything(seed)
-    data = open_data(cfg, data_path, dev)
-    teacher, _ = load_model(teacher_path, cfg.model, "dense teacher")
-    teacher = teacher.to(dev)
+    arm, dev, seed, data, teacher = start_arm(cfg, "qat", arm_name, data_path, teacher_path)
     net, smeta = load_model(sparse_path, cfg.model, f"sparse model {arm.source}")
     net = net.to(dev)
     if smeta.get("arm") != arm.source:
