@@ -205,6 +205,15 @@ def test_image_folder_loader_on_a_fixture(tmp_path):
     assert torch.equal(x, train.get(torch.tensor([0, 4]), step=3)[0])  # deterministic per (seed, step)
     test = common.load_data(cfg, "test")
     assert test.get(torch.arange(6))[0].shape == (6, 3, 16, 16)
+    # training streams: the in-process path and 2 DataLoader workers visit the same images in order
+    one = common.minibatches(load(PAPER, "train_dense", ["scale=full", f"data.root={tmp_path}", "data.size=16", "threads=1"]),
+                             train, 0, 4, start_step=1)
+    two = common.minibatches(load(PAPER, "train_dense", ["scale=full", f"data.root={tmp_path}", "data.size=16", "threads=3"]),
+                             train, 0, 4, start_step=1)
+    for _ in range(3):  # steps 1, 2, 3: the second epoch begins at step 2 (2 steps of 4 and 2 images)
+        (xa, ya), (xb, yb) = next(one), next(two)
+        assert torch.equal(ya, yb) and xa.shape == xb.shape and xa.shape[1:] == (3, 16, 16)
+    two.close()
     # the full-scale network on it: a tiny randomly initialised MobileNet v1 forward pass
     net = MobileNetV1(0.125, 32, [(64, 1), (128, 2)], in_ch=3, classes=2)
     assert net(x).shape == (2, 2)

@@ -68,6 +68,25 @@ def batch_indices(seed: int, n: int, batch: int, step: int) -> torch.Tensor:
     return perm[k * batch:(k + 1) * batch]
 
 
+def minibatches(cfg: DictConfig, data, seed: int, batch: int, start_step: int):
+    """Training minibatches (x, y) of global steps start_step, start_step + 1, ... In memory
+    (smoke, mini): data.get(batch_indices(...)). An image folder (full) with threads > 1: streamed
+    by threads − 1 DataLoader decode workers (steps.data.imagenet.stream with the same epoch
+    permutations, so the same images in the same order; augmentation drawn per (seed, epoch,
+    image)) — one process cannot decode ImageNet as fast as a GPU trains a MobileNet."""
+    workers = int(cfg.threads) - 1
+    if hasattr(data, "decoded") and workers > 0:
+        from steps.data import imagenet
+
+        yield from imagenet.stream(data.decoded(), seed, batch, start_step, workers,
+                                   pin=str(cfg.device).startswith("cuda"), order="perm")
+        return
+    step = start_step
+    while True:
+        yield data.get(batch_indices(seed, len(data), batch, step), step)
+        step += 1
+
+
 def optimizer(cfg: DictConfig, model: torch.nn.Module):
     """Adam with L2 weight decay (steps.nn.optim: torch's Adam arithmetic without the ≈ 1 s
     torch._dynamo import that torch.optim's first step costs)."""
@@ -84,12 +103,13 @@ def train(cfg: DictConfig, model, opt, data, out, first: int, last: int, total: 
     loop = TrainLoop(cfg, out, total=last - first, desc=desc, model=model, optimizer=opt, **state)
     model.train()
     batch = int(cfg.train.batch)
+    batches = minibatches(cfg, data, seed, batch, first + loop.start)
     for i in loop:
         step = first + i
         opt.lr = lr_at(cfg, step, total)
         if on_step is not None:
             on_step(step, after=False)
-        xb, yb = data.get(batch_indices(seed, len(data), batch, step), step)
+        xb, yb = next(batches)
         if device is not None:
             xb, yb = xb.to(device), yb.to(device)
         loss = torch.nn.functional.cross_entropy(model(xb), yb)
@@ -99,6 +119,7 @@ def train(cfg: DictConfig, model, opt, data, out, first: int, last: int, total: 
         if on_step is not None:
             on_step(step, after=True)
         loop.log(loss=float(loss.detach()))
+    batches.close()  # a streamed source: stop its decode workers
     return loop
 
 
