@@ -35,6 +35,22 @@ def step_generator(seed: int, stream: str, step: int = 0, device="cpu"):
     return g
 
 
+def epoch_batches(n: int, batch: int, seed: int, start_step: int = 0, stream: str = "epoch"):
+    """Index minibatches of global steps start_step, start_step + 1, ... (endless), as
+    (epoch, LongTensor): epoch e visits range(n) in the order randperm(n, step_generator(seed,
+    stream, e)), `batch` at a time (an epoch's last minibatch may be smaller). One permutation
+    per epoch, so a resumed run draws what the uninterrupted run drew."""
+    import torch
+
+    per = -(-n // batch)
+    epoch, j = divmod(int(start_step), per)
+    while True:
+        perm = torch.randperm(n, generator=step_generator(seed, stream, epoch))
+        for k in range(j, per):
+            yield epoch, perm[k * batch:(k + 1) * batch]
+        epoch, j = epoch + 1, 0
+
+
 def rng_state() -> dict:
     """Every global RNG's state, for checkpoints."""
     import torch

@@ -24,7 +24,6 @@ has not changed under them.
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
 import numpy as np
@@ -167,18 +166,13 @@ def stream(data: Decoded, seed: int, batch: int, start_step: int, workers: int, 
     epoch e visits the images in the order torch.randperm(n, step_generator(seed, order, e)),
     `batch` at a time (the last minibatch of an epoch may be smaller), decoded by `workers`
     processes (0: in this process)."""
-    import torch
+    from itertools import groupby
 
     from steps.core import seeding
 
-    n = len(data)
-    per = math.ceil(n / batch)
-    epoch, j = divmod(int(start_step), per)
-    while True:
-        perm = torch.randperm(n, generator=seeding.step_generator(seed, order, epoch)).tolist()
-        batches = [[(i, epoch) for i in perm[k * batch:(k + 1) * batch]] for k in range(j, per)]
-        yield from _loader(data, batches, workers, pin)
-        epoch, j = epoch + 1, 0
+    steps = seeding.epoch_batches(len(data), batch, seed, start_step, order)
+    for epoch, group in groupby(steps, key=lambda t: t[0]):  # one DataLoader per epoch
+        yield from _loader(data, [[(i, epoch) for i in idx.tolist()] for _, idx in group], workers, pin)
 
 
 def sequential(data: Decoded, batch: int, workers: int, n: int | None = None, pin: bool = False,

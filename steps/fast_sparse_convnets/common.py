@@ -62,15 +62,12 @@ def lr_at(cfg: DictConfig, step: int, total: int) -> float:
 def batch_indices(seed: int, n: int, batch: int, step: int) -> torch.Tensor:
     """The minibatch of a global step: epoch-wise permutations drawn from (seed, epoch) only, so
     a resumed or continued run draws what the uninterrupted run drew."""
-    per = steps_per_epoch(n, batch)
-    epoch, k = divmod(step, per)
-    perm = torch.randperm(n, generator=seeding.step_generator(seed, "perm", epoch))
-    return perm[k * batch:(k + 1) * batch]
+    return next(seeding.epoch_batches(n, batch, seed, step, "perm"))[1]
 
 
 def minibatches(cfg: DictConfig, data, seed: int, batch: int, start_step: int):
     """Training minibatches (x, y) of global steps start_step, start_step + 1, ... In memory
-    (smoke, mini): data.get(batch_indices(...)). An image folder (full) with threads > 1: streamed
+    (smoke, mini): data.get(indices) of seeding.epoch_batches (as batch_indices). An image folder (full) with threads > 1: streamed
     by threads − 1 DataLoader decode workers (steps.data.imagenet.stream with the same epoch
     permutations, so the same images in the same order; augmentation drawn per (seed, epoch,
     image)) — one process cannot decode ImageNet as fast as a GPU trains a MobileNet."""
@@ -81,10 +78,8 @@ def minibatches(cfg: DictConfig, data, seed: int, batch: int, start_step: int):
         yield from imagenet.stream(data.decoded(), seed, batch, start_step, workers,
                                    pin=str(cfg.device).startswith("cuda"), order="perm")
         return
-    step = start_step
-    while True:
-        yield data.get(batch_indices(seed, len(data), batch, step), step)
-        step += 1
+    for step, (_, idx) in enumerate(seeding.epoch_batches(len(data), batch, seed, start_step, "perm"), start_step):
+        yield data.get(idx, step)
 
 
 def optimizer(cfg: DictConfig, model: torch.nn.Module):

@@ -17,7 +17,6 @@ of the shuffled Fashion-MNIST subset; n seeded random ImageNet images);
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -39,15 +38,8 @@ class InMemory:
 
     def train_batches(self, seed: int, batch: int, start_step: int):
         x, y = self.d["x_train"], self.d["y_train"]
-        per = math.ceil(len(y) / batch)
-        step, perm = int(start_step), None
-        while True:
-            epoch, j = divmod(step, per)
-            if perm is None or j == 0:
-                perm = torch.randperm(len(y), generator=seeding.step_generator(seed, "epoch", epoch))
-            idx = perm[j * batch:(j + 1) * batch]
+        for _, idx in seeding.epoch_batches(len(y), batch, seed, start_step):
             yield x[idx], y[idx]
-            step += 1
 
     def head(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.d["x_train"][:n], self.d["y_train"][:n]
