@@ -13,7 +13,7 @@ include: "workflow/rules/common.smk"
 
 envvars:
     "PATH",
-    "PAPERZOO_OPERATIONAL",  # set by common.smk: operational overrides for the steps
+    "PAPERZOO_OVERRIDES",  # set by common.smk: each paper's --config overrides, for its steps
 
 
 wildcard_constraints:
@@ -36,3 +36,10 @@ rule all:
         expand("results/{paper}/report.md", paper=SELECTED),
         "results/index.md",
     default_target: True
+
+
+check_targets()  # an unknown target on the command line: the list of papers, before any job
+
+
+onstart:
+    on_start()  # remove the outputs this run makes stale (common.smk)

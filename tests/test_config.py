@@ -140,12 +140,44 @@ def test_compose_cache_sees_edits(tmp_path, monkeypatch):
 
     shutil.copytree(ROOT / "params", tmp_path / "params")
     monkeypatch.setenv("PAPERZOO_ROOT", str(tmp_path))
-    config._compose_cached.cache_clear()
+    config.clear_cache()
     try:
         assert config.compose("instaflow", "smoke").teacher.steps == 100
         f = tmp_path / "params" / "instaflow" / "smoke.yaml"
         f.write_text(f.read_text().replace("teacher:\n  steps: 100", "teacher:\n  steps: 123"))
-        config._compose_cached.cache_clear()
+        config.clear_cache()
         assert config.compose("instaflow", "smoke").teacher.steps == 123
     finally:
-        config._compose_cached.cache_clear()
+        config.clear_cache()
+
+
+def _leaves(tree, prefix=""):
+    for k, v in (tree or {}).items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+@pytest.mark.parametrize("scale", config.SCALES)
+def test_scale_files_take_effect(paper, scale):
+    """params/scale/<scale>.yaml overrides params/config.yaml (its defaults list puts _self_
+    first) and a paper's own files override both: a smoke run checkpoints every 50 steps."""
+    scale_file = yaml.safe_load((ROOT / "params" / "scale" / f"{scale}.yaml").read_text())
+    own = {}
+    for name in ("base", scale):
+        f = ROOT / "params" / paper / f"{name}.yaml"
+        own.update(dict(_leaves(yaml.safe_load(f.read_text()) if f.exists() else {})))
+    cfg = config.resolve(paper, scale)
+    for key, value in _leaves(scale_file):
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert node == own.get(key, value), f"{key} at {scale}: {node} (scale file says {value})"
+
+
+def test_smoke_checkpoints_more_often_than_mini():
+    smoke, mini = config.resolve("instaflow", "smoke"), config.resolve("instaflow", "mini")
+    assert smoke["ckpt"]["every_steps"] == 50 and mini["ckpt"]["every_steps"] == 500
+    assert smoke["progress"]["every_s"] == 5.0 and mini["progress"]["every_s"] == 15.0

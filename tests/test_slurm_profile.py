@@ -85,6 +85,7 @@ def full_sbatch_lines(tmp_path_factory):
         if f.is_file() and ".git" not in f.parts:
             os.utime(f, (t0 - 100, t0 - 100))
     d, m = work / "data" / "instaflow", work / "models" / "instaflow"
+    _touch(d / "scale.txt", t0 - 50)  # the scale stamp every rule reads (rule scale_stamp)
     for asset in ("sd15", "coco", "laion", "lpips", "inception", "clip"):
         _touch(d / asset, t0, directory=True)
         _touch(d / f"{asset}.lock.json", t0)

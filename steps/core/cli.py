@@ -42,10 +42,11 @@ def parse_argv(argv: Sequence[str]) -> tuple[str, dict, list[str]]:
 
 
 def load(paper: str, phase: str, argv: Sequence[str]) -> DictConfig:
-    """The phase's config for a command line, with io paths filled in. Operational overrides
-    the Snakefile passes in $PAPERZOO_OPERATIONAL ({paper: [key=value]}) come first."""
+    """The phase's config for a command line, with io paths filled in. The paper's overrides
+    the Snakefile passes in $PAPERZOO_OVERRIDES ({paper: [key=value]}) come first, so that the
+    step reads the config the Snakefile composed (cached) and the operational ones apply."""
     scale, io, overrides = parse_argv(argv)
-    env = json.loads(os.environ.get("PAPERZOO_OPERATIONAL") or "{}")
+    env = json.loads(os.environ.get("PAPERZOO_OVERRIDES") or "{}")
     overrides = [*env.get(paper, []), *overrides]
     cfg = compose(paper, scale, overrides, phase=phase)
     OmegaConf.set_readonly(cfg, False)

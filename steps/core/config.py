@@ -10,22 +10,32 @@ sees only those (anything else raises), and the same view is its rerun trigger i
 so a change to one section reruns exactly the phases that read it.
 
 Overrides are plain `key=value` (Hydra grammar). Unknown keys and values of the wrong type are
-refused with one line naming what is valid, before Hydra sees them.
+refused with one line naming what is valid, before Hydra sees them; values are then checked
+against the checks declared next to them (steps.core.checks: ranges, choices, non-empty lists).
+
+Hydra composes a paper × scale × overrides once: the resolved, checked tree is cached under
+.cache/paperzoo-config/, keyed by the content of every file it depends on, so the Snakefile
+(46 papers at each parse) and every step's start-up read it back as plain JSON. The per-job
+overrides the rules pass (seed=, threads=, ...: FAST_KEYS) are applied to that tree directly.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-
+from steps.core import checks
 from steps.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 SCALES = ("smoke", "mini", "full")
 # Keys every step sees whatever its phase reads.
@@ -38,7 +48,12 @@ OPERATIONAL_KEYS = ("device", "threads", "progress", "ckpt", "dist", "io", "reso
 def repo_root() -> Path:
     """The checkout that holds params/: $PAPERZOO_ROOT, else the working directory, else the
     directory above this package (an editable install)."""
-    for cand in (os.environ.get("PAPERZOO_ROOT"), os.getcwd(), Path(__file__).resolve().parents[2]):
+    return _repo_root(os.environ.get("PAPERZOO_ROOT"), os.getcwd())
+
+
+@functools.lru_cache(maxsize=8)
+def _repo_root(env: str | None, cwd: str) -> Path:
+    for cand in (env, cwd, Path(__file__).resolve().parents[2]):
         if cand and (Path(cand) / "params" / "config.yaml").is_file():
             return Path(cand).resolve()
     raise ConfigError("cannot find params/config.yaml: run from the paperzoo checkout or set PAPERZOO_ROOT")
@@ -50,8 +65,50 @@ def params_dir() -> Path:
 
 def papers() -> tuple[str, ...]:
     """Every paper with a params/<paper>/base.yaml."""
-    root = params_dir()
+    return _papers(params_dir())
+
+
+@functools.lru_cache(maxsize=8)
+def _papers(root: Path) -> tuple[str, ...]:
     return tuple(sorted(p.parent.name for p in root.glob("*/base.yaml")))
+
+
+def _omegaconf(x) -> bool:
+    """Is `x` an OmegaConf container? (without importing omegaconf for plain trees)"""
+    return type(x).__module__.startswith("omegaconf")
+
+
+def plain(x):
+    """A plain tree (dicts, lists) from an OmegaConf container (resolved) or an `attrs` tree."""
+    if _omegaconf(x):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(x, resolve=True)
+    if isinstance(x, Attrs):
+        return {k: plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [plain(v) for v in x]
+    return x
+
+
+class Attrs(dict):
+    """A plain config tree with attribute access (`cfg.teacher.steps`), for the Snakefile: it
+    reads 46 papers' configs at every parse, and plain dicts cost nothing to build."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def attrs(tree):
+    """`tree` with every mapping an `Attrs` (lists of mappings included)."""
+    if isinstance(tree, dict):
+        return Attrs({k: attrs(v) for k, v in tree.items()})
+    if isinstance(tree, list):
+        return [attrs(v) for v in tree]
+    return tree
 
 
 def _check_choice(kind: str, value: str, valid: Sequence[str]) -> None:
@@ -59,35 +116,112 @@ def _check_choice(kind: str, value: str, valid: Sequence[str]) -> None:
         raise ConfigError(f"unknown {kind} '{value}'; valid: {', '.join(valid)}")
 
 
-@functools.lru_cache(maxsize=64)
-def _compose_cached(paper: str, scale: str, overrides: tuple[str, ...]) -> DictConfig:
-    """Hydra's composition, memoised on disk: a step's process would otherwise spend ≈0.4 s in
-    Hydra for a config the Snakefile composed a moment before. The key covers every file under
-    params/ (path, size, mtime), so any edit recomposes."""
-    cache = _cache_file(paper, scale, overrides)
-    if cache is not None and cache.exists():
+# Top-level keys applied after the cached composition, on the plain tree: the rules pass them
+# on every step's command line (seed=, threads=), and they never change what a step computes
+# (no phase reads them), so they must not cost a Hydra composition each.
+FAST_KEYS = ("seed", "threads", "device", "progress", "ckpt", "dist")
+
+
+def _key(text: str) -> str:
+    """The dotted key of an override `key=value`, refusing anything but plain key=value."""
+    key, eq, _ = text.partition("=")
+    if not eq or key.startswith(("+", "~")) or not key:
+        raise ConfigError(f"override '{text}': only key=value is allowed (no +, ++ or ~)")
+    return key
+
+
+def _scalar(text: str):
+    """The value of a fast override: YAML's reading, plus numbers like 1e-3 that YAML 1.1 reads
+    as strings (Hydra's grammar reads them as floats)."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
         try:
-            return OmegaConf.create(json.loads(cache.read_text()))
-        except (OSError, ValueError):
-            pass  # unreadable cache entry: compose again
-    cfg = _hydra_compose(paper, scale, overrides)
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _plan_files(paper: str, scale: str) -> list[Path]:
+    """Every file a composed config depends on: params/config.yaml, the scale file, the paper's
+    files (values and checks), the core checks, and the code that composes and checks."""
+    root = params_dir()
+    here = Path(__file__).resolve().parent
+    files = [root / "config.yaml", root / "scale" / f"{scale}.yaml", root / "checks.yaml",
+             here / "config.py", here / "checks.py"]
+    return files + sorted((root / paper).glob("*.yaml"))
+
+
+def _plan_cache(paper: str, scale: str, overrides: tuple[str, ...]) -> Path | None:
+    if os.environ.get("PAPERZOO_NO_CONFIG_CACHE"):
+        return None
+    h = hashlib.sha256(json.dumps([paper, scale, list(overrides)]).encode())
+    for f in _plan_files(paper, scale):
+        h.update(str(f.name).encode())
+        with contextlib.suppress(FileNotFoundError):
+            h.update(f.read_bytes())
+    return repo_root() / ".cache" / "paperzoo-config" / f"{paper}-{scale}-{h.hexdigest()[:20]}.json"
+
+
+def _plan(paper: str, scale: str, overrides: tuple[str, ...]) -> dict:
+    return _plan_in(repo_root(), paper, scale, overrides)
+
+
+def clear_cache() -> None:
+    """Forget the configs composed in this process (the disk cache sees edits by itself)."""
+    _plan_in.cache_clear()
+    _papers.cache_clear()
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_in(root: Path, paper: str, scale: str, overrides: tuple[str, ...]) -> dict:
+    """The composed, resolved and checked config of paper × scale × (non-fast) overrides, as a
+    plain tree. Hydra composes it once; the result is cached on disk under .cache/, keyed by the
+    content of every file it depends on (`_plan_files`), so that the Snakefile and every step
+    read it back in a millisecond and any edit recomposes."""
+    cache = _plan_cache(paper, scale, overrides)
+    if cache is not None and cache.exists():
+        with contextlib.suppress(OSError, ValueError):
+            return json.loads(cache.read_text())
+    if overrides:
+        validate_overrides(_plan(paper, scale, ()), overrides, paper)
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.to_container(_hydra_compose(paper, scale, overrides), resolve=True)
+    checks.validate(cfg, paper)
     if cache is not None:
         from steps.core.io import write_text
 
         with contextlib.suppress(OSError):  # a read-only checkout simply has no cache
-            write_text(cache, json.dumps(OmegaConf.to_container(cfg, resolve=False)))
+            write_text(cache, json.dumps(cfg))
     return cfg
 
 
-def _cache_file(paper: str, scale: str, overrides: tuple[str, ...]) -> Path | None:
-    if os.environ.get("PAPERZOO_NO_CONFIG_CACHE"):
-        return None
-    root = params_dir()
-    h = hashlib.sha256(json.dumps([paper, scale, list(overrides)]).encode())
-    for f in sorted(root.rglob("*.yaml")):
-        st = f.stat()
-        h.update(f"{f.relative_to(root)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    return root.parent / ".cache" / "paperzoo-config" / f"{h.hexdigest()[:24]}.json"
+def resolve(paper: str, scale: str = "mini", overrides: Sequence[str] = ()) -> dict:
+    """The config of `paper` at `scale` with `overrides`, as a plain (mutable) tree: Hydra's
+    composition, cached, then the fast overrides (FAST_KEYS) applied and checked."""
+    _check_choice("paper", paper, papers())
+    _check_choice("scale", scale, SCALES)
+    slow, fast = [], []
+    for text in dict.fromkeys(overrides):  # in order, each once
+        (fast if _key(text).split(".")[0] in FAST_KEYS else slow).append(text)
+    cfg = copy.deepcopy(_plan(paper, scale, tuple(slow)))
+    if fast:
+        parsed = [(text, _key(text), _scalar(text.partition("=")[2])) for text in fast]
+        _validate_parsed(cfg, parsed, paper)
+        for _, key, value in parsed:
+            *parents, last = key.split(".")
+            node = cfg
+            for part in parents:
+                node = node[part]
+            node[last] = value
+        checks.validate(cfg, paper, only={key for _, key, _ in parsed})
+    return cfg
 
 
 def _hydra_compose(paper: str, scale: str, overrides: tuple[str, ...]) -> DictConfig:
@@ -134,9 +268,9 @@ def _type_name(v) -> str:
         return "float"
     if isinstance(v, str):
         return "str"
-    if isinstance(v, list | ListConfig):
+    if isinstance(v, list) or (_omegaconf(v) and hasattr(v, "append")):
         return "list"
-    if isinstance(v, dict | DictConfig):
+    if isinstance(v, dict) or _omegaconf(v):
         return "dict"
     return type(v).__name__
 
@@ -151,11 +285,14 @@ def _compatible(ref, new) -> bool:
     return rt == "float" and nt == "int"
 
 
-def validate_overrides(reference: DictConfig, overrides: Iterable[str], paper: str) -> None:
+def validate_overrides(reference: Mapping, overrides: Iterable[str], paper: str) -> None:
     """Refuse unknown keys and wrong types, naming what is valid. `reference` is the composed
-    config without overrides."""
-    tree = OmegaConf.to_container(reference, resolve=False)
-    for text, key, value in _parse_overrides(overrides):
+    config without overrides (a plain tree or a DictConfig)."""
+    _validate_parsed(plain(reference), _parse_overrides(overrides), paper)
+
+
+def _validate_parsed(tree: Mapping, parsed, paper: str) -> None:
+    for text, key, value in parsed:
         if key in ("paper", "scale"):
             raise ConfigError(f"override '{text}': choose the {key} with {key}=<name>, not as a key")
         parts = key.split(".")
@@ -179,45 +316,42 @@ def compose(
     overrides: Sequence[str] = (),
     phase: str | None = None,
 ) -> DictConfig:
-    """The resolved, read-only config for `paper` at `scale` with `overrides` applied.
+    """The resolved, read-only config (an OmegaConf DictConfig) for `paper` at `scale` with `overrides` applied.
 
     With `phase`, only the core keys and the sections listed under `reads.<phase>` are kept.
     """
-    _check_choice("paper", paper, papers())
-    _check_choice("scale", scale, SCALES)
-    overrides = tuple(overrides)
-    if overrides:
-        validate_overrides(_compose_cached(paper, scale, ()), overrides, paper)
-    cfg = _compose_cached(paper, scale, overrides)
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    tree = resolve(paper, scale, overrides)
     if phase is not None:
-        cfg = phase_view(cfg, phase)
+        tree = phase_view(tree, phase)
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(tree)
     OmegaConf.set_struct(cfg, True)
     OmegaConf.set_readonly(cfg, True)
     return cfg
 
 
-def phase_view(cfg: DictConfig, phase: str) -> DictConfig:
+def phase_view(cfg: Mapping, phase: str) -> dict:
     """Keep the core keys and the sections `reads.<phase>` names (DESIGN: one phase, its params)."""
-    reads = cfg.get("reads") or {}
+    data = plain(cfg)
+    reads = data.get("reads") or {}
     if phase not in reads:
-        raise ConfigError(f"{cfg.paper} has no phase '{phase}'; phases: {', '.join(reads)}")
+        raise ConfigError(f"{data['paper']} has no phase '{phase}'; phases: {', '.join(reads)}")
     read = list(reads[phase])
-    keep = [k for k in CORE_KEYS if k in cfg] + [k for k in read if k not in CORE_KEYS]
-    missing = [k for k in read if k not in cfg]
+    keep = [k for k in CORE_KEYS if k in data] + [k for k in read if k not in CORE_KEYS]
+    missing = [k for k in read if k not in data]
     if missing:
-        raise ConfigError(f"{cfg.paper}: reads.{phase} names sections that do not exist: {', '.join(missing)}")
-    data = OmegaConf.to_container(cfg, resolve=True)
-    view = OmegaConf.create({k: data[k] for k in keep})
-    view.phase = phase
-    view.phase_reads = read
+        raise ConfigError(f"{data['paper']}: reads.{phase} names sections that do not exist: {', '.join(missing)}")
+    view = {k: copy.deepcopy(data[k]) for k in keep}
+    view["phase"] = phase
+    view["phase_reads"] = read
     return view
 
 
-def semantic(cfg: DictConfig) -> dict:
+def semantic(cfg: Mapping) -> dict:
     """What a step computes from: the config less its operational keys (threads, paths, ...),
     except those its phase lists in `reads` (e.g. `seeds` for a step that reads every seed)."""
-    data = OmegaConf.to_container(cfg, resolve=True)
+    data = plain(cfg)
     read = set(data.get("phase_reads") or [])
     return {k: v for k, v in data.items() if k not in OPERATIONAL_KEYS or k in read}
 
@@ -226,10 +360,10 @@ def split_overrides(paper: str, scale: str, overrides: Sequence[str], phase: str
     """(the overrides that change what `phase` computes, the operational ones: threads, device,
     progress, ckpt, dist). Overrides of sections the phase does not read are in neither: passing them
     would change nothing but its command line."""
-    reads = set(compose(paper, scale).reads[phase])
+    reads = set(resolve(paper, scale)["reads"][phase])
     mine, operational = [], []
-    for text, key, _ in _parse_overrides(overrides):
-        top = key.split(".")[0]
+    for text in overrides:
+        top = _key(text).split(".")[0]
         if top in reads:
             mine.append(text)
         elif top in OPERATIONAL_KEYS and top not in ("seed", "seeds", "io", "resources"):
@@ -237,7 +371,7 @@ def split_overrides(paper: str, scale: str, overrides: Sequence[str], phase: str
     return mine, operational
 
 
-def config_hash(cfg: DictConfig) -> str:
+def config_hash(cfg: Mapping) -> str:
     """A short, stable hash of `semantic(cfg)`: equal configs, equal hashes."""
     blob = json.dumps(semantic(cfg), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -245,5 +379,5 @@ def config_hash(cfg: DictConfig) -> str:
 
 def trigger(paper: str, scale: str, overrides: Sequence[str], phase: str) -> str:
     """The rerun trigger Snakemake stores for a rule: the phase's semantic config as JSON."""
-    view = compose(paper, scale, overrides, phase=phase)
+    view = phase_view(resolve(paper, scale, overrides), phase)
     return json.dumps(semantic(view), sort_keys=True, separators=(",", ":"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from steps.core.config import plain
 from steps.core.errors import ConfigError
 
 ARMS = ("dense", "dhspg", "lasso", "random")
@@ -34,8 +35,8 @@ def for_net(cfg: DictConfig, net: str | None) -> DictConfig:
         return cfg
     if net not in (cfg.get("nets") or {}):
         raise ConfigError(f"unknown otov2 net {net!r}; nets at this scale: {', '.join(cfg.get('nets') or {}) or 'none'}")
-    base = OmegaConf.to_container(cfg, resolve=True)
-    over = OmegaConf.to_container(cfg.nets[net], resolve=True)
+    base = plain(cfg)
+    over = plain(cfg["nets"][net])
     bad = sorted(set(over) - set(NET_SECTIONS))
     if bad:
         raise ConfigError(f"nets.{net}.{bad[0]} is not a section a net may override; valid: {', '.join(NET_SECTIONS)}")

@@ -7,7 +7,6 @@
 import json
 import os
 
-from omegaconf import OmegaConf
 
 ASF_D, ASF_M, ASF_R = "data/asd", "models/asd", "results/asd"
 ASF_ASSETS = list(CFG["asd"].full.assets)
@@ -28,7 +27,7 @@ rule asd_fetch:
     wildcard_constraints:
         asset="|".join(ASF_ASSETS),
     params:
-        trigger=lambda w: json.dumps(OmegaConf.to_container(CFG["asd"].full.assets[w.asset]), sort_keys=True),
+        trigger=lambda w: json.dumps(CFG["asd"].full.assets[w.asset], sort_keys=True),
         args=step_args("asd", "fetch"),
         cache=f"{ASF_D}/downloads",
     threads: res("asd", "fetch", "threads", 1)

@@ -22,7 +22,7 @@ HE_RAW = [f"{HE_D}/cifar10.lock.json"] if CFG["hesso"].data.source == "cifar10" 
 
 rule hesso_fetch:
     input:
-        code("steps.hesso.fetch"),
+        code("steps.hesso.fetch", scale_free=True),  # a download: the same at every scale
     output:
         raw=directory(f"{HE_D}/cifar10"),
         lock=f"{HE_D}/cifar10.lock.json",

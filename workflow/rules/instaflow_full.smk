@@ -9,7 +9,6 @@ import functools
 import json
 import os
 
-from omegaconf import OmegaConf
 
 IFF_D, IFF_M, IFF_R = "data/instaflow", "models/instaflow", "results/instaflow"
 IFF_ASSETS = list(CFG["instaflow"].sd.assets)
@@ -35,7 +34,7 @@ rule instaflow_fetch:
     wildcard_constraints:
         asset="|".join(IFF_ASSETS),
     params:
-        trigger=lambda w: json.dumps(OmegaConf.to_container(CFG["instaflow"].sd.assets[w.asset]), sort_keys=True),
+        trigger=lambda w: json.dumps(CFG["instaflow"].sd.assets[w.asset], sort_keys=True),
         args=lambda w: IFF_ARGS("fetch"),
         cache=f"{IFF_D}/downloads",  # not an output: Snakemake never deletes a half-done download
     threads: res("instaflow", "fetch", "threads", 1)

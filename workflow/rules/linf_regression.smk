@@ -35,7 +35,7 @@ if LR_ASSETS:
         wildcard_constraints:
             asset="|".join(LR_ASSETS),
         params:
-            trigger=lambda w: json.dumps(OmegaConf.to_container(LR_CFG.fetch.assets[w.asset]), sort_keys=True),
+            trigger=lambda w: json.dumps(LR_CFG.fetch.assets[w.asset], sort_keys=True),
             args=lambda w: LR_ARGS("fetch"),
             cache=f"{LR_D}/downloads",  # not an output: Snakemake never deletes a half-done download
         threads: res("linf_regression", "fetch", "threads", 1)

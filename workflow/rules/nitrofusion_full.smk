@@ -7,7 +7,6 @@ import functools
 import json
 import os
 
-from omegaconf import OmegaConf
 
 NFF_D, NFF_M, NFF_R = "data/nitrofusion", "models/nitrofusion", "results/nitrofusion"
 NFF_ASSETS = list(CFG["nitrofusion"].sd.assets)
@@ -32,7 +31,7 @@ rule nitrofusion_fetch:
     wildcard_constraints:
         asset="|".join(NFF_ASSETS),
     params:
-        trigger=lambda w: json.dumps(OmegaConf.to_container(CFG["nitrofusion"].sd.assets[w.asset]), sort_keys=True),
+        trigger=lambda w: json.dumps(CFG["nitrofusion"].sd.assets[w.asset], sort_keys=True),
         args=lambda w: NFF_ARGS("fetch"),
         cache=f"{NFF_D}/downloads",
     threads: res("nitrofusion", "fetch", "threads", 1)

@@ -2,11 +2,10 @@
 # clusters, OneFlow against the frameworks the paper compares with. Included by the Snakefile
 # instead of oneflow.smk when --config scale=full; settings and resources in params/oneflow/full.yaml.
 #   fetch{imagenet,wikipedia,openwebtext,ms1m,criteo} ─ bench_<model>_<framework>_<parallelism>_<nodes> ─ report
-from omegaconf import OmegaConf
 
 OFF_D, OFF_R = "data/oneflow", "results/oneflow"
 OFF_BENCH = {f"{b['model']}_{b['framework']}_{b['parallelism']}_{b['nodes']}": b
-             for b in OmegaConf.to_container(CFG["oneflow"].full.benchmarks, resolve=True)}
+             for b in CFG["oneflow"].full.benchmarks}
 
 
 rule oneflow:

@@ -25,7 +25,7 @@ rule otov2:
 
 rule otov2_fetch:
     input:
-        code("steps.otov2.fetch"),
+        code("steps.otov2.fetch", scale_free=True),  # a download: the same at every scale
     output:
         raw=directory(f"{OT_D}/cifar10"),
         lock=f"{OT_D}/cifar10.lock.json",

@@ -1,4 +1,23 @@
-# Generic per-paper report and the all-papers index (steps.core.report, steps.core.index).
+# Rules every paper shares: its scale stamp, its report, and the all-papers index
+# (steps.core.report, steps.core.index).
+
+
+rule scale_stamp:
+    """data/<paper>/scale.txt: the scale the paper's outputs are built at. Every rule of the paper
+    reads it (common.smk: code()), and the scale is its params, so switching scale rewrites it and
+    rebuilds everything that depends on the scale, whichever rules make the outputs."""
+    output:
+        "data/{paper}/scale.txt",
+    params:
+        scale=SCALE,
+    localrule: True
+    conda:
+        "../envs/paperzoo.yaml"
+    log:
+        "logs/{paper}/scale_stamp.log",
+    shell:
+        "echo {params.scale} > {output} 2> {log}"
+
 
 
 rule report:
@@ -7,6 +26,7 @@ rule report:
         code("steps.core.report"),
         metrics=lambda w: [f"results/{w.paper}/{m}.json" for m in CFG[w.paper].report.metrics],
         claims="params/{paper}/claims.yaml",
+        stamp="data/{paper}/scale.txt",
     output:
         md="results/{paper}/report.md",
         summary="results/{paper}/report.json",

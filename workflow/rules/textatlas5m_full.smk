@@ -4,7 +4,6 @@
 #   fetch{textatlaseval,clip,inception,<model>} ─ prompts ─ generate[model] ─ score[model] ─ leaderboard ─ report
 import json
 
-from omegaconf import OmegaConf
 
 TAF_D, TAF_R = "data/textatlas5m", "results/textatlas5m"
 TAF_MODELS = list(CFG["textatlas5m"].full.models)
@@ -27,7 +26,7 @@ rule textatlas5m_fetch:
     wildcard_constraints:
         asset="|".join(TAF_ASSETS),
     params:
-        trigger=lambda w: json.dumps(OmegaConf.to_container(CFG["textatlas5m"].full.assets[w.asset]), sort_keys=True),
+        trigger=lambda w: json.dumps(CFG["textatlas5m"].full.assets[w.asset], sort_keys=True),
         args=step_args("textatlas5m", "fetch"),
         cache=f"{TAF_D}/downloads",
     threads: res("textatlas5m", "fetch", "threads", 1)
