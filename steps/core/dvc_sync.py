@@ -101,6 +101,22 @@ def parse_summary(text: str) -> list[str]:
     return out
 
 
+def dag_outputs_all(root: Path, names: Sequence[str], scale: str) -> dict[str, list[str]]:
+    """{paper: every output file of its DAG at `scale`} for `names`, in one Snakemake process
+    (steps.core.dag_outputs: the workflow parsed once)."""
+    res = subprocess.run([sys.executable, "-m", "steps.core.dag_outputs", scale, *names],
+                         cwd=root, env=_env(root), capture_output=True, text=True)
+    try:
+        found = json.loads(res.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        found = {}
+    empty = [p for p in names if not found.get(p)]
+    if res.returncode != 0 or empty:
+        raise PaperzooError(f"the DAG outputs of {', '.join(empty) or 'the papers'} at {scale} could not be read:\n"
+                            f"{res.stderr[-2000:]}")
+    return found
+
+
 def dag_outputs(root: Path, paper: str, scale: str) -> list[str]:
     """Every output file of the paper's DAG at `scale`, as Snakemake plans it."""
     res = subprocess.run(
@@ -195,12 +211,13 @@ def generate(root: Path, scale: str) -> str:
     stages = {}
     names = papers(root)
     rule_stems = sorted(f.stem for f in (root / "workflow" / "rules").glob("*.smk"))
+    outputs = dag_outputs_all(root, names, scale)
     for p in names:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", p) or p == "index":
             raise ConfigError(f"paper slug '{p}' cannot name a DVC stage")
         rules = [f"workflow/rules/{stem}.smk" for stem in rule_stems if rule_owner(stem, names) == p]
         figures = bool(pzconfig.compose(p, scale).report.get("figures"))
-        stages[p] = paper_stage(p, scale, dag_outputs(root, p, scale), rules, figures, others=names)
+        stages[p] = paper_stage(p, scale, outputs[p], rules, figures, others=names)
     stages["index"] = index_stage(names)
     return render(scale, stages)
 
