@@ -145,10 +145,14 @@ def describe(schema: Mapping) -> str:
         lo, hi = schema.get("minItems"), schema.get("maxItems")
         if lo == 1 and hi is None:
             parts[0] = "a non-empty list"
+        elif lo == hi:
+            parts.append(f"with {lo} items")
         else:
             parts.append(f"with {lo if lo is not None else 0}–{hi if hi is not None else '∞'} items")
     if "minLength" in schema and schema["minLength"] >= 1:
         parts[0] = "a non-empty string"
+    if "pattern" in schema:
+        parts.append(f"matching {schema['pattern']}")
     if "items" in schema and isinstance(schema["items"], Mapping):
         item = describe(schema["items"])
         for one, many in _PLURAL.items():
