@@ -91,3 +91,10 @@ def test_unknown_target_lists_the_papers(tmp_path, monkeypatch):
     assert targets.unknown(["instaflw", "instaflow", "results/x.json"], rules) == ["instaflw"]
     msg = targets.message("instaflw", ["instaflow", "monolith"], rules)
     assert "did you mean instaflow?" in msg and "papers: instaflow, monolith" in msg and "all, index" in msg
+
+
+def test_check_argv_parses_only_when_a_word_could_be_an_unknown_target(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rules = ["all", "instaflow"]
+    assert targets.check_argv(["snakemake", "-c", "2", "instaflow", "--config", "scale=smoke"], rules) == []
+    assert targets.check_argv(["snakemake", "instaflw", "-n", "--cores", "2"], rules) == ["instaflw"]

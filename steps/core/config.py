@@ -22,7 +22,6 @@ overrides the rules pass (seed=, threads=, ...: FAST_KEYS) are applied to that t
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import hashlib
 import json
@@ -168,7 +167,7 @@ def _plan_cache(paper: str, scale: str, overrides: tuple[str, ...]) -> Path | No
     return repo_root() / ".cache" / "paperzoo-config" / f"{paper}-{scale}-{h.hexdigest()[:20]}.json"
 
 
-def _plan(paper: str, scale: str, overrides: tuple[str, ...]) -> dict:
+def _plan(paper: str, scale: str, overrides: tuple[str, ...]) -> str:
     return _plan_in(repo_root(), paper, scale, overrides)
 
 
@@ -179,7 +178,7 @@ def clear_cache() -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _plan_in(root: Path, paper: str, scale: str, overrides: tuple[str, ...]) -> dict:
+def _plan_in(root: Path, paper: str, scale: str, overrides: tuple[str, ...]) -> str:
     """The composed, resolved and checked config of paper × scale × (non-fast) overrides, as a
     plain tree. Hydra composes it once; the result is cached on disk under .cache/, keyed by the
     content of every file it depends on (`_plan_files`), so that the Snakefile and every step
@@ -187,19 +186,22 @@ def _plan_in(root: Path, paper: str, scale: str, overrides: tuple[str, ...]) -> 
     cache = _plan_cache(paper, scale, overrides)
     if cache is not None and cache.exists():
         with contextlib.suppress(OSError, ValueError):
-            return json.loads(cache.read_text())
+            text = cache.read_text()
+            json.loads(text)  # a truncated entry is composed again
+            return text
     if overrides:
-        validate_overrides(_plan(paper, scale, ()), overrides, paper)
+        validate_overrides(json.loads(_plan(paper, scale, ())), overrides, paper)
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.to_container(_hydra_compose(paper, scale, overrides), resolve=True)
     checks.validate(cfg, paper)
+    text = json.dumps(cfg)
     if cache is not None:
         from steps.core.io import write_text
 
         with contextlib.suppress(OSError):  # a read-only checkout simply has no cache
-            write_text(cache, json.dumps(cfg))
-    return cfg
+            write_text(cache, text)
+    return text
 
 
 def resolve(paper: str, scale: str = "mini", overrides: Sequence[str] = ()) -> dict:
@@ -210,7 +212,7 @@ def resolve(paper: str, scale: str = "mini", overrides: Sequence[str] = ()) -> d
     slow, fast = [], []
     for text in dict.fromkeys(overrides):  # in order, each once
         (fast if _key(text).split(".")[0] in FAST_KEYS else slow).append(text)
-    cfg = copy.deepcopy(_plan(paper, scale, tuple(slow)))
+    cfg = json.loads(_plan(paper, scale, tuple(slow)))
     if fast:
         parsed = [(text, _key(text), _scalar(text.partition("=")[2])) for text in fast]
         _validate_parsed(cfg, parsed, paper)
@@ -342,7 +344,7 @@ def phase_view(cfg: Mapping, phase: str) -> dict:
     missing = [k for k in read if k not in data]
     if missing:
         raise ConfigError(f"{data['paper']}: reads.{phase} names sections that do not exist: {', '.join(missing)}")
-    view = {k: copy.deepcopy(data[k]) for k in keep}
+    view = {k: data[k] for k in keep}  # shares the sections: callers copy (OmegaConf) or dump them
     view["phase"] = phase
     view["phase_reads"] = read
     return view

@@ -36,6 +36,16 @@ def unknown(targets: Iterable[str], rules: Iterable[str]) -> list[str]:
     return [t for t in targets if "/" not in t and "." not in t and t not in rules and not os.path.exists(t)]
 
 
+def check_argv(argv: Sequence[str], rules: Iterable[str]) -> list[str]:
+    """The unknown targets of a command line. Snakemake's argument parser (a quarter of a
+    second to build) is used only when some word of the line could be one."""
+    rules = set(rules)
+    words = [w for w in argv[1:] if not w.startswith("-") and "=" not in w and not w.isdigit()]
+    if not unknown(words, rules):
+        return []
+    return unknown(from_argv(argv), rules)
+
+
 def message(target: str, papers: Sequence[str], rules: Iterable[str]) -> str:
     close = difflib.get_close_matches(target, [*papers, *rules], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""

@@ -170,5 +170,5 @@ def check_targets():
     """Called at the end of the Snakefile, once every rule is known. An unknown target named on
     the command line stops with the list of papers."""
     rules = [r.name for r in workflow.rules]
-    for t in pztargets.unknown(pztargets.from_argv(sys.argv), rules):
+    for t in pztargets.check_argv(sys.argv, rules):
         sys.exit(f"error: {pztargets.message(t, PAPERS, rules)}")
