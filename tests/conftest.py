@@ -18,6 +18,13 @@ PY = sys.executable
 SNAKEMAKE = str(Path(PY).with_name("snakemake"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The SLURM tests first: they mostly wait on the cluster (jobs queued, a time limit to
+    pass), so started first, on a worker of their own (scripts/test.sh: one worker more than
+    cores), they overlap with everything else instead of running on at the end."""
+    items.sort(key=lambda item: 0 if item.get_closest_marker("slurm") else 1)
+
+
 def repo_files() -> list[str]:
     out = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
