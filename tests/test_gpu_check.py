@@ -45,7 +45,8 @@ def test_tiny_mode_runs_every_part(tiny_run):
     m = rec["measurements"]
     assert set(m) == {"pairs_sd", "pairs_rf2", "reflow_rf_m2", "distill_l2_m2", "distill_lpips_m2"}
     assert all(v["finite"] and v["per_s"] > 0 and len(v["seconds_per_step"]) == 1 for v in m.values())
-    assert m["reflow_rf_m2"]["batch"] == 4 and m["distill_lpips_m2"]["batch"] == 4  # accumulation 2 × micro
+    assert m["reflow_rf_m2"]["batch"] == 4 and m["distill_lpips_m2"]["batch"] == 4  # at most 2 micro-batches
+    assert m["reflow_rf_m2"]["params_batch"] == 64 and m["distill_l2_m2"]["params_batch"] == 1024
 
 
 def test_tiny_mode_costs_follow_the_schedule(tiny_run):

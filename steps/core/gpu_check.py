@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,11 +41,12 @@ from steps.core.io import write_json
 from steps.core.metrics import git_revision
 
 QUICK_TESTS = ["tests/test_instaflow_full.py"]
+_DTYPE = {"bf16": "bfloat16", "fp32": "float32"}  # what a precision's matmuls produce
 NOTES = [
     "speed does not depend on weight values: the models are randomly initialised at SD 1.5's size (steps.instaflow.sd.arch)",
     "one process on one GPU: the training rules use 8 GPUs per job; GPU-days assume linear scaling (DDP's all-reduce is not timed)",
-    "training stages are timed at a global batch of `accumulation` micro-batches; the real batches (64, 1024) share one "
-    "optimizer step among more micro-batches, so their cost per sample is at most the measured one",
+    "training is timed at the stage's own batch (reflow stage 1: 64) or, for the batches of 1024, at 2 micro-batches a "
+    "step; the real step shares one optimizer step among 32, so its cost per sample is at most the measured one",
     "pairs: prompts.n_train pairs per teacher (an estimate in params/instaflow/full.yaml); the paper's 16 A100-days is by "
     "subtraction and its pair count unknown",
     "the paper's GPU-days are A100-days; ours are days of the GPU named above. Paper samples/s per A100 = the stage's "
@@ -88,12 +90,15 @@ def run_tests(a: argparse.Namespace) -> dict:
     elif a.workers > 0:
         cmd += ["-n", str(a.workers), "--dist", "loadfile"]
     t0 = time.monotonic()
+    # its own process group, so that a timeout stops the xdist workers too (they would hold the GPU)
+    proc = subprocess.Popen(cmd, cwd=repo_root(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
-        res = subprocess.run(cmd, cwd=repo_root(), capture_output=True, text=True, timeout=240 if a.quick else 420)
-        code, output = res.returncode, res.stdout + res.stderr
-    except subprocess.TimeoutExpired as e:
-        code, output = "timeout", f"{e.stdout or ''}{e.stderr or ''}"
-        output = output.decode(errors="replace") if isinstance(output, bytes) else output
+        output, _ = proc.communicate(timeout=180 if a.quick else 300)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, code = proc.communicate()[0], "timeout"
     lines = [ln for ln in output.splitlines() if ln.strip()]
     return {"command": " ".join(cmd), "returncode": code, "summary": lines[-1] if lines else "", "wall_s": time.monotonic() - t0,
             "collect_only": a.tiny, "ok": code == 0, "tail": "\n".join(lines[-40:])}
@@ -127,7 +132,7 @@ def run_bench(a: argparse.Namespace, work: Path) -> tuple[dict, dict, dict, dict
     b = bench.setup(cfg, "tiny" if a.tiny else "sd15", work / "bench", warmup, steps, pair_batches=pair_batches)
     measured, agreement = bench.measure(b, precision=tested_precision(a.device))
     settings = {"model": "tiny" if a.tiny else "sd15", "warmup_steps": warmup, "timed_steps": steps,
-                "timed_pair_batches": pair_batches, "accumulation": b.accumulation, "resolution": int(cfg.pairs.resolution),
+                "timed_pair_batches": pair_batches, "max_accumulation": b.accumulation, "resolution": int(cfg.pairs.resolution),
                 "runtime": b.rt.description}
     cost = {"formula": bench.FORMULA, "rows": bench.cost_rows(cfg, measured, bench.paper_costs()), "notes": NOTES}
     return measured, agreement, cost, settings
@@ -168,7 +173,7 @@ def report(rec: dict) -> str:
         out += ["", f"(c) speed, {rec['settings']['timed_steps']} timed steps after {rec['settings']['warmup_steps']} "
                 f"warm-up ({rec['settings']['timed_pair_batches']} batches for pairs)",
                 table(["phase", "batch", "precision", "per s", "s/step (mean)", "peak GiB", "finite"],
-                      [[v["what"], v["batch"], v["precision"], f"{v['per_s']:.3g} {v['unit']}",
+                      [[v["what"], f"{v['batch']}" + (f" (params {v['params_batch']})" if "params_batch" in v else ""), v["precision"], f"{v['per_s']:.3g} {v['unit']}",
                         sum(v["seconds_per_step"]) / len(v["seconds_per_step"]), v.get("peak_mem_gib"), v["finite"]]
                        if "error" not in v else [v["what"], "—", "—", v["error"], None, None, None] for v in m.values()])]
     if rec.get("cost"):
@@ -231,6 +236,9 @@ def main(argv=None) -> int:
         rec.update(measurements=measured, settings=settings, cost=cost)
         rec["failures"] += [f"bench: {k}: {v['error']}" if "error" in v else f"bench: {k} gave non-finite values"
                             for k, v in measured.items() if "error" in v or not v["finite"]]
+        rec["failures"] += [f"precision: {k} trained in {v['precision']} but its linear layers computed in "
+                            f"{', '.join(v['linear_dtypes'])}" for k, v in measured.items()
+                            if v.get("linear_dtypes") and v["linear_dtypes"] != [_DTYPE[v["precision"]]]]
     rec["failures"] += [f"precision: {r['phase']}: " + (r.get("error") or f"resolved {r['resolved']}, rel. diff "
                         f"{r['rel_diff']:.3g}, finite {r['finite']}") for r in rec["precision"] if not r["ok"]]
     rec["ok"] = not rec["failures"]

@@ -5,9 +5,10 @@ initialised models of Stable Diffusion 1.5's size (steps.instaflow.sd.arch; `tin
   (DPM-Solver, pairs.ode_steps, guidance pairs.guidance) and the 2-RF teacher (Euler);
 * reflow and distill: steps of train.fit with reflow.reflow_loss, distill.distill_loss (L2 and
   LPIPS stages) and distill's EMA hook, the optimizer, precision, gradient checkpointing and
-  micro-batch of params/instaflow/full.yaml. A global batch of `accumulation` micro-batches is
-  timed (at the stages' batch of 1024 one step is 32 micro-batches on one GPU: too long to time
-  several); what differs at the real batch is only how many micro-batches share one optimizer step.
+  micro-batch of params/instaflow/full.yaml, at the stage's own batch (reflow's first stage: 64 =
+  2 micro-batches of 32) or, where that is more than `accumulation` micro-batches (the batches of
+  1024: 32 of them on one GPU, too long to time several steps), at `accumulation` micro-batches;
+  what differs at the real batch is only how many micro-batches share one optimizer step.
 
 Each measurement runs `warmup` untimed steps, then `steps` timed ones (CUDA synchronised), and
 records seconds per step, samples per second and the peak GPU memory of the timed steps.
@@ -78,7 +79,7 @@ class Bench:
     warmup: int
     steps: int
     pair_batches: int
-    accumulation: int
+    accumulation: int  # at most this many micro-batches a timed step
 
     @property
     def dev(self) -> torch.device:
@@ -89,7 +90,7 @@ def setup(cfg: DictConfig, arch_name: str, work, warmup: int, steps: int, pair_b
           accumulation: int = 2, n_pairs: int = 128) -> Bench:
     """Random models of `arch_name` (arch.ARCHS) on cfg.device, n_pairs random prompts and pairs
     (two shards); training timed over `steps` steps, sampling over `pair_batches` batches, each
-    after `warmup` untimed ones, training at `accumulation` micro-batches a step."""
+    after `warmup` untimed ones, training at most `accumulation` micro-batches a step."""
     work = Path(work)
     rt = runtime.start(cfg, int(cfg.seed))
     sd = arch.random_sd(arch.ARCHS[arch_name], work, int(cfg.seed), rt.device)
@@ -132,10 +133,11 @@ def first_linear(module: torch.nn.Module) -> torch.nn.Linear:
 def time_training(b: Bench, section: str, stage: dict, unet: torch.nn.Module, loss_fn, after_step=None,
                   **objects) -> dict:
     """Samples per second of train.fit over `section`'s settings with one stage like `stage`,
-    shortened to warmup + steps steps of `accumulation` micro-batches."""
+    shortened to warmup + steps steps of at most `accumulation` micro-batches."""
     sec = b.cfg[section]
     micro = int(stage.get("micro_batch", sec.micro_batch))
-    batch = b.accumulation * micro
+    accumulation = max(1, min(int(stage["batch"]) // micro, b.accumulation))
+    batch = accumulation * micro
     short = OmegaConf.merge(sec, {"stages": [{**stage, "batch": batch, "steps": b.warmup + b.steps}]})
     timer, dtypes = Timer(b.dev, b.warmup), set()
     hook = first_linear(unet).register_forward_hook(lambda m, i, o: dtypes.add(str(o.dtype).removeprefix("torch.")))
@@ -154,7 +156,7 @@ def time_training(b: Bench, section: str, stage: dict, unet: torch.nn.Module, lo
     rec = loop.record()
     losses = rec["loss_trace"]["values"]
     return {"what": f"{section}, {stage.get('loss', 'rectified-flow')} loss", "batch": batch, "micro_batch": micro,
-            "accumulation": b.accumulation, "precision": rec["precision"], "linear_dtypes": sorted(dtypes),
+            "accumulation": accumulation, "params_batch": int(stage["batch"]), "precision": rec["precision"], "linear_dtypes": sorted(dtypes),
             "finite": all(math.isfinite(v) for v in losses), "unit": "samples", **timer.result(batch)}
 
 
@@ -188,6 +190,7 @@ def measure(b: Bench, teachers=("sd", "rf2"), precision: str = "auto") -> tuple[
     agreement = {"phase": f"instaflow.sd.reflow ({b.arch} UNet)", "ok": False, **row["agreement"]}
     for stage in _distinct(b.cfg.reflow):
         _try(out, f"reflow_{_key(stage, b.cfg.reflow)}", b.dev, lambda st=stage: time_training(b, "reflow", st, unet, rf_loss))
+    unet.zero_grad(set_to_none=True)  # reflow's last gradients: distill.main starts without any
     _free(b.dev)
     ema, snaps = copy.deepcopy(unet).requires_grad_(False).eval(), Snapshots()
     losses = distill.similarity(b.cfg, b.sd, lpipslib.build().to(b.dev))  # random AlexNet and heads: the cost, not the metric
@@ -217,7 +220,7 @@ def _distinct(section) -> list[dict]:
         k = _key(s, section)
         if k not in seen:
             seen.add(k)
-            out.append({k2: v for k2, v in s.items() if k2 in ("loss", "micro_batch", "name")})
+            out.append({k2: v for k2, v in s.items() if k2 in ("loss", "micro_batch", "name", "batch")})
     return out
 
 
