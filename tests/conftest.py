@@ -16,6 +16,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 SNAKEMAKE = str(Path(PY).with_name("snakemake"))
+DEVICE_ENV = "PAPERZOO_TEST_DEVICE"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", choices=("cpu", "cuda"), default=os.environ.get(DEVICE_ENV, "cpu"),
+                     help="where tests marked `device` run their steps (default cpu, or $PAPERZOO_TEST_DEVICE); "
+                          "cuda: the GPU check, e.g. pytest tests/test_instaflow_full.py -m device --device cuda")
+
+
+def pytest_configure(config):
+    device = config.getoption("--device")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError("--device cuda: no CUDA GPU is visible to torch")
+    os.environ[DEVICE_ENV] = device  # read by device_arg() when the test modules are imported
+
+
+def device_arg() -> str:
+    """The `device=` override of the tests marked `device`: cpu unless pytest --device says cuda."""
+    return f"device={os.environ.get(DEVICE_ENV, 'cpu')}"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,7 +18,7 @@ import torch
 from steps.core import checkpoint
 from steps.core.cli import load
 from steps.core.config import compose
-from tests.conftest import ROOT, snakemake
+from tests.conftest import ROOT, device_arg, snakemake
 
 
 def test_full_config_marks_gpu_rules():
@@ -54,7 +54,7 @@ def test_missing_source_and_missing_io_are_one_line(tmp_path, step_env):
     assert res.returncode == 2 and "needs io.sd=<path>" in res.stderr.strip().splitlines()[-1]
 
 
-SMALL = ["scale=full", "device=cpu", "threads=1", "full.ratios=[[32,32],[32,48],[48,32]]",
+SMALL = ["scale=full", device_arg(), "threads=1", "full.ratios=[[32,32],[32,48],[48,32]]",
          "full.generate.n_per_ratio=2", "full.generate.steps=2", "full.generate.batch=2",
          "full.train.stages=[{batch:2,steps:3}]", "full.train.micro_batch=1", "full.train.gradient_checkpointing=false",
          "full.eval.fid_features=steps.instaflow.sd.models:tiny_fid_features", "full.eval.resolution=32", "full.eval.batch=2",
@@ -115,6 +115,7 @@ def arad(fx):
     return out
 
 
+@pytest.mark.device
 def test_train_arad_one_bucket_per_batch(arad):
     meta = checkpoint.load(arad)["state"]["meta"]
     assert meta["init"] == "sd21" and meta["ratios"] == [[32, 32], [32, 48], [48, 32]]
@@ -123,6 +124,7 @@ def test_train_arad_one_bucket_per_batch(arad):
     assert not arad.with_name(arad.name + ".resume.pt").exists()
 
 
+@pytest.mark.device
 def test_train_arad_resumes_after_a_kill(fx, arad, tmp_path, monkeypatch):
     from steps.instaflow.sd import models
 
@@ -139,6 +141,7 @@ def test_train_arad_resumes_after_a_kill(fx, arad, tmp_path, monkeypatch):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+@pytest.mark.device
 def test_generate_and_fid_clip(fx, arad):
     from PIL import Image
 
@@ -161,6 +164,7 @@ def test_generate_and_fid_clip(fx, arad):
     assert json.loads(res.read_text())["metric"] == "fid_clip"
 
 
+@pytest.mark.device
 def test_upscale_full_fstd_calls_like_non_overlap(fx, tmp_path):
     from PIL import Image
 

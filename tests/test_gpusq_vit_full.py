@@ -20,6 +20,7 @@ from steps.data import imagenet
 from steps.gpusq_vit import deit
 from steps.gpusq_vit.datasets import Streamed
 from steps.gpusq_vit.vit import ViT
+from tests.conftest import device_arg
 
 PAPER = "gpusq_vit"
 TINY = dict(image=32, patch=16, dim=24, depth=2, heads=2, mlp=48, classes=3, channels=3)
@@ -162,13 +163,14 @@ def test_streamed_minibatches_are_deterministic_per_seed_and_epoch(tmp_path):
 
 def full_argv(root, ckpt, *more):
     """The full-scale config made tiny: a DeiT-layout ViT at 32 px, one epoch of 2 steps per stage."""
-    return ["scale=full", "device=cpu", "threads=1", f"data.root={root}", "data.n_train=12", "data.n_test=6",
+    return ["scale=full", device_arg(), "threads=1", f"data.root={root}", "data.n_train=12", "data.n_test=6",
             "data.size=32", "data.eval_batch=4", "model.image=32", "model.dim=24", "model.depth=2", "model.heads=2",
             "model.mlp=48", "model.classes=3", f"dense.init_from={ckpt}", "kd.importance_n=4", "quant.calib_n=4",
             "prune.epochs=1", "prune.batch=6", "prune.warmup_steps=1", "prune.run=[sp24_kd]",
             "qat.epochs=1", "qat.batch=6", "qat.warmup_steps=1", "qat.run=[gpusq_int8]", *more]
 
 
+@pytest.mark.device
 def test_full_scale_path_end_to_end_on_a_fake_imagenet(tmp_path):
     from steps.gpusq_vit import data, dense, evaluate, prune, ptq, qat
 

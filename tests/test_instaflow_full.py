@@ -18,6 +18,7 @@ from steps.core import metrics as metricslib
 from steps.core.cli import load
 from steps.core.config import compose
 from steps.core.io import load_npz, load_parquet, save_npz, save_parquet
+from tests.conftest import device_arg
 
 PHASES = ("fetch", "prompts", "pairs", "reflow", "distill", "evaluate", "report")
 CAPTIONS = ["a red bus on a street", "two cats on a sofa", "a plate of food", "a man riding a horse",
@@ -98,7 +99,7 @@ def _assets(fx) -> list[str]:
             f"sd.assets.inception.files={_lst([{'url': (r / 'inception.pth').as_uri(), 'name': 'weights.pth'}])}"]
 
 
-SMALL = ["scale=full", "device=cpu", "prompts.n_train=12", "prompts.n_eval=6", "pairs.shards=2", "pairs.resolution=64",
+SMALL = ["scale=full", device_arg(), "prompts.n_train=12", "prompts.n_eval=6", "pairs.shards=2", "pairs.resolution=64",
          "pairs.batch=4", "pairs.ode_steps=2", "pairs.rf2.ode_steps=2", "reflow.micro_batch=2",
          "reflow.stages=[{batch:4,steps:2},{batch:2,steps:1}]", "distill.micro_batch=2",
          "distill.stages=[{loss:l2,batch:4,steps:2},{loss:lpips,batch:2,steps:1,micro_batch:1}]",
@@ -129,6 +130,7 @@ def sd_pairs(fixtures, tmp_path_factory) -> dict:
     return {"data": d, "assets": assets, "common": common}
 
 
+@pytest.mark.device
 def test_full_pipeline_on_tiny_models(sd_pairs, tmp_path):
     pytest.importorskip("torchmetrics", reason="full-scale FID needs torchmetrics (pyproject extra full-eval)")
     from steps.instaflow.sd import models
@@ -179,6 +181,7 @@ def test_full_pipeline_on_tiny_models(sd_pairs, tmp_path):
     assert set(metricslib.read(r / "sampling_time.json")["values"]) == one | {"rf1_n2", "rf2_n2"}
 
 
+@pytest.mark.device
 def test_pairs_shard_resumes_to_the_same_result(fixtures, tmp_path):
     """A shard killed midway continues from <out>.resume.npz and ends as the uninterrupted run."""
     prompts = tmp_path / "train.parquet"
@@ -237,7 +240,8 @@ def test_reflow_data_parallel_under_torchrun(sd_pairs, tmp_path):
 
     d, out = sd_pairs["data"], tmp_path / "rf2.pt"
     prefix = distributed.launch_command({"gpu": 2}, shutdown_s=30, python=sys.executable)
-    cmd = [*shlex.split(prefix), "-m", "steps.instaflow.sd.reflow", *SMALL, "threads=2", *sd_pairs["common"],
+    cmd = [*shlex.split(prefix), "-m", "steps.instaflow.sd.reflow",
+           *[a for a in SMALL if not a.startswith("device=")], "device=cpu", "threads=2", *sd_pairs["common"],
            f"io.pairs={d / 'pairs_sd'}", f"io.out={out}"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root,

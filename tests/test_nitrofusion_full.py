@@ -17,10 +17,10 @@ from steps.core import checkpoint
 from steps.core import metrics as metricslib
 from steps.core.cli import load
 from steps.core.io import load_npz
-from tests.conftest import ROOT, snakemake
+from tests.conftest import ROOT, device_arg, snakemake
 
 CAPTIONS = ["a red bus on a street", "two cats on a sofa", "a plate of food", "a man riding a horse"]
-SMALL = ["scale=full", "device=cpu", "threads=1", "prompts.n_train=8", "prompts.n_eval=4", "gen_reals.n=8",
+SMALL = ["scale=full", device_arg(), "threads=1", "prompts.n_train=8", "prompts.n_eval=4", "gen_reals.n=8",
          "gen_reals.shards=2", "gen_reals.resolution=64", "gen_reals.steps=2", "gen_reals.batch=4",
          "train.steps=3", "train.batch=4", "train.micro_batch=2", "train.heads_per_group=4", "train.per_step=1",
          "train.gradient_checkpointing=false", "discriminator.hidden=8", "discriminator.refresh.every=2",
@@ -82,6 +82,7 @@ def trained(reals, tmp_path_factory):
     return out
 
 
+@pytest.mark.device
 def test_full_pipeline_on_tiny_sdxl(reals, trained, tmp_path):
     pytest.importorskip("torchmetrics", reason="full-scale FID needs torchmetrics (pyproject extra full-eval)")
     from steps.nitrofusion.sdxl import models
@@ -152,6 +153,7 @@ def test_refresh_reinitialises_exactly_the_drawn_heads(reals):
     assert all((id(p) in fresh) != (p in opt.state) for p in pool.parameters())
 
 
+@pytest.mark.device
 def test_train_resumes_after_a_kill(reals, trained, tmp_path, monkeypatch):
     """A run stopped after step 1 (its resume checkpoint kept) continues to the uninterrupted result."""
     from steps.nitrofusion.sdxl import models

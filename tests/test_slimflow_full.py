@@ -18,6 +18,7 @@ from steps.core import metrics as metricslib
 from steps.core.cli import load
 from steps.core.config import compose
 from steps.core.io import load_npz
+from tests.conftest import device_arg
 
 PHASES = ("fetch", "pairs", "reflow", "distill", "fid50k", "report")
 TINY_UNET = ["model.nf=8", "model.num_res_blocks=1", "model.ch_mult=[1,2]", "model.attn_resolutions=[]", "model.dropout=0.0"]
@@ -60,7 +61,7 @@ def fixtures(tmp_path_factory):
 def run_phase(phase: str, *args: str):
     from importlib import import_module
 
-    small = ["scale=full", "device=cpu", "pairs.n=8", "pairs.ode_steps=2", "pairs.batch=4", *TINY_UNET,
+    small = ["scale=full", device_arg(), "pairs.n=8", "pairs.ode_steps=2", "pairs.batch=4", *TINY_UNET,
              "reflow.steps=3", "reflow.batch=4", "reflow.warmup_K=2", "reflow.standard_1rf_steps=2",
              "distill.steps=2", "distill.batch=4", "eval.n_gen=6", "eval.batch=3",
              "eval.fid_features=steps.instaflow.sd.models:tiny_fid_features"]
@@ -71,6 +72,7 @@ def run_phase(phase: str, *args: str):
     return import_module(module).main(cfg) if cfg is not None else None
 
 
+@pytest.mark.device
 def test_full_pipeline_on_tiny_models(fixtures, tmp_path):
     pytest.importorskip("torchmetrics", reason="full-scale FID needs torchmetrics")
     from steps.slimflow.common import load_model

@@ -14,7 +14,7 @@ import pytest
 
 from steps.core.cli import load
 from steps.core.config import compose
-from tests.conftest import ROOT, snakemake
+from tests.conftest import ROOT, device_arg, snakemake
 
 PHASES = ("fetch", "prompts", "generate", "score", "leaderboard", "report")
 
@@ -66,13 +66,14 @@ def _fixtures(root):
 
 
 # ≈ 8 s (diffusers, transformers, a tiny SD pipeline): in CI, the issue asks for a CPU run of the full code path
+@pytest.mark.device
 def test_full_pipeline_on_tiny_models(tmp_path):
     pytest.importorskip("diffusers")
     pytest.importorskip("torchmetrics")
     fx = tmp_path / "fx"
     _fixtures(fx)
     d = tmp_path / "data"
-    small = ["scale=full", "device=cpu", "full.per_subset=2", "full.fid_resolution=32", "full.score_batch=3",
+    small = ["scale=full", device_arg(), "full.per_subset=2", "full.fid_resolution=32", "full.score_batch=3",
              f"full.assets.textatlaseval.local_dir={fx / 'eval'}", f"full.assets.clip.local_dir={fx / 'clip'}",
              f"full.assets.sd35_large.local_dir={fx / 'model'}", "full.assets.clip.expect=[]",
              "full.models.sd35_large={steps:2,guidance:2.0,resolution:64,batch:4,dtype:fp32}",

@@ -49,11 +49,15 @@ def student_init(cfg: DictConfig, sd: models.SD) -> torch.nn.Module:
     raise ConfigError(f"distill.arm must be one of {', '.join(ARMS)}, got {arm!r}")
 
 
-def similarity(cfg: DictConfig, sd: models.SD, dev) -> dict:
-    """The stage losses D(pred, x1) on latents: L2, and LPIPS of the decoded images."""
+def lpips_net(cfg: DictConfig, dev) -> torch.nn.Module:
+    """LPIPS (AlexNet v0.1) from the weight files in io.lpips."""
     (lpips_dir,) = need_io(cfg, "lpips")
     files = cfg.distill.lpips_files
-    net = lpipslib.build(Path(lpips_dir) / files.trunk, Path(lpips_dir) / files.heads).to(dev)
+    return lpipslib.build(Path(lpips_dir) / files.trunk, Path(lpips_dir) / files.heads).to(dev)
+
+
+def similarity(cfg: DictConfig, sd: models.SD, net: torch.nn.Module) -> dict:
+    """The stage losses D(pred, x1) on latents: L2, and LPIPS (`net`) of the decoded images."""
     if cfg.distill.get("vae_gradient_checkpointing"):
         sd.vae.enable_gradient_checkpointing()
     size = cfg.distill.get("lpips_resize")
@@ -70,6 +74,34 @@ def similarity(cfg: DictConfig, sd: models.SD, dev) -> dict:
     return {"l2": None, "lpips": lpips_loss}
 
 
+def distill_loss(cfg: DictConfig, store: data.PairStore, text: models.TextEncoder, prompts: data.Prompts,
+                 losses: dict, dev) -> train.LossFn:
+    """The loss of one micro-batch for train.fit: `micro` pairs from `store`, the student's one
+    step z + v(z, 0 | c) against x1 under the stage's loss (Eq. 7)."""
+    pairs_seed = int(cfg.pairs.seed)
+
+    def loss_fn(model, stage, micro, g):
+        z, x1, index = store.batch(pairs_seed, micro, g, dev)
+        return rf.distill_loss(models.velocity(model), z, text(prompts(index)), x1, losses[stage["loss"]])
+
+    return loss_fn
+
+
+def ema_hook(cfg: DictConfig, ema: torch.nn.Module, student: torch.nn.Module, snaps: checkpoint.Snapshots):
+    """train.fit's after_step: update the EMA, snapshot it at the end of each budget."""
+    d = cfg.distill
+    budgets = {str(k): int(v) for k, v in d.budgets.items()}
+    decay, warmup = float(d.ema), bool(d.get("ema_warmup", True))
+
+    def after_step(step):
+        rf.ema_update(ema, student, rf.ema_decay(decay, step, warmup))
+        for name, b in budgets.items():
+            if step + 1 == b:
+                snaps[name] = {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
+
+    return after_step
+
+
 def main(cfg: DictConfig) -> dict:
     sd_dir, prompts_path, pairs_dir, out = need_io(cfg, "sd", "prompts", "pairs", "out")
     rt = runtime.start(cfg, int(cfg.seed))  # joins the launcher's process group (steps.core.distributed)
@@ -82,7 +114,7 @@ def main(cfg: DictConfig) -> dict:
         raise ConfigError(f"distill.budgets {budgets} must be positive step counts within the {total} steps of distill.stages")
     sd = models.load(sd_dir, dev, unet=str(d.arm) == "sd")
     student = student_init(cfg, sd).to(dev)
-    losses = similarity(cfg, sd, dev)
+    losses = similarity(cfg, sd, lpips_net(cfg, dev))
     unknown = [s["loss"] for s in stages if s.get("loss") not in losses]
     if unknown:
         raise ConfigError(f"distill.stages loss must be one of {', '.join(losses)}, got {unknown}")
@@ -91,20 +123,9 @@ def main(cfg: DictConfig) -> dict:
     store = data.PairStore([shard_path(pairs_dir, i) for i in range(int(cfg.pairs.shards))], dist.rank, dist.world)
     ema = copy.deepcopy(student).requires_grad_(False).eval()
     snaps = checkpoint.Snapshots()
-    pairs_seed, decay, warmup = int(cfg.pairs.seed), float(d.ema), bool(d.get("ema_warmup", True))
     log.info(f"distill arm {d.arm}: {len(store)} pairs on rank {dist.rank}/{dist.world}, budgets {budgets}, {rt.description}")
-
-    def loss_fn(model, stage, micro, g):
-        z, x1, index = store.batch(pairs_seed, micro, g, dev)
-        return rf.distill_loss(models.velocity(model), z, text(prompts(index)), x1, losses[stage["loss"]])
-
-    def after_step(step):
-        rf.ema_update(ema, student, rf.ema_decay(decay, step, warmup))
-        for name, b in budgets.items():
-            if step + 1 == b:
-                snaps[name] = {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
-
-    loop = train.fit(cfg, d, student, out, f"distill_{d.arm}", loss_fn, dist, dev, after_step, ema=ema, snapshots=snaps)
+    loop = train.fit(cfg, d, student, out, f"distill_{d.arm}", distill_loss(cfg, store, text, prompts, losses, dev),
+                     dist, dev, ema_hook(cfg, ema, student, snaps), ema=ema, snapshots=snaps)
     if dist.main:
         meta = {"unet_config": dict(student.config), "budgets": budgets, "arm": str(d.arm), "variant": ARMS[str(d.arm)],
                 "train": loop.record()}

@@ -183,28 +183,20 @@ def _tiny_text_config(vocab_size: int, max_length: int):
 
 
 def tiny_sd(folder, seed: int = 0, sample_size: int = 8) -> Path:
-    """A randomly initialised miniature SD 1.5 saved in diffusers format: UNet (32 ch, cross-attn
-    dim 32), AutoencoderKL with SD's 8× downsampling (4 blocks of 8 ch), CLIP text model, SD's
-    noise schedule. Latents 4 × `sample_size`², images 8·`sample_size` px."""
-    from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel
+    """A randomly initialised miniature SD 1.5 saved in diffusers format (steps.instaflow.sd.arch
+    TINY): UNet (32 ch, cross-attn dim 32), AutoencoderKL with SD's 8× downsampling (4 blocks of
+    8 ch), CLIP text model, SD's noise schedule. Latents 4 × `sample_size`², images 8·`sample_size` px."""
+    from diffusers import PNDMScheduler
+
+    from steps.instaflow.sd import arch
 
     folder = Path(folder)
-    torch.manual_seed(seed)
-    tok = tiny_tokenizer(folder / "tokenizer_src")
-    tok.save_pretrained(folder / "tokenizer")
-    te = CLIPTextModel(_tiny_text_config(len(tok), tok.model_max_length))
-    unet = UNet2DConditionModel(sample_size=sample_size, in_channels=4, out_channels=4, layers_per_block=1,
-                                block_out_channels=(16, 32), norm_num_groups=8, cross_attention_dim=32,
-                                attention_head_dim=4, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
-    vae = AutoencoderKL(block_out_channels=(8, 8, 8, 8), norm_num_groups=4, latent_channels=4,
-                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                        sample_size=8 * sample_size)
-    # SD 1.5's schedule (scheduler_config.json of the real model): scaled_linear 0.00085 → 0.012
-    sched = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                          num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1)
-    for name, part in (("text_encoder", te), ("unet", unet), ("vae", vae), ("scheduler", sched)):
+    tiny = {**arch.TINY, "unet": {**arch.TINY["unet"], "sample_size": sample_size},
+            "vae": {**arch.TINY["vae"], "sample_size": 8 * sample_size}}
+    sd = arch.random_sd(tiny, folder, seed)
+    sd.tokenizer.save_pretrained(folder / "tokenizer")
+    for name, part in (("text_encoder", sd.text_encoder), ("unet", sd.unet), ("vae", sd.vae),
+                       ("scheduler", PNDMScheduler(**tiny["scheduler"]))):
         part.save_pretrained(folder / name)
     index = {"_class_name": "StableDiffusionPipeline", "tokenizer": ["transformers", "CLIPTokenizer"],
              "text_encoder": ["transformers", "CLIPTextModel"], "vae": ["diffusers", "AutoencoderKL"],

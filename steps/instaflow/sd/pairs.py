@@ -42,18 +42,35 @@ def shard_path(folder, shard: int) -> Path:
     return Path(folder) / f"shard{shard:04d}.npz"
 
 
-def teacher_fn(cfg: DictConfig, sd: models.SD, device):
-    """x1 = teacher(z, c, null) for pairs.teacher."""
+def teacher_fn(cfg: DictConfig, sd: models.SD, device, unet: torch.nn.Module | None = None):
+    """x1 = teacher(z, c, null) for pairs.teacher. `unet` replaces the teacher's own UNet (SD's,
+    or the 2-RF's from io.rf2), e.g. a randomly initialised one to time sampling."""
     p = cfg.pairs
     if p.teacher == "sd":
-        unet = sd.unet.to(device)
-        return lambda z, c, null: sampling.dpm_solver(unet, sd.scheduler_config, z, c, int(p.ode_steps),
+        net = (sd.unet if unet is None else unet).to(device)
+        return lambda z, c, null: sampling.dpm_solver(net, sd.scheduler_config, z, c, int(p.ode_steps),
                                                       float(p.guidance), null, str(p.dpm_algorithm))
     if p.teacher == "rf2":
-        (rf2_path,) = need_io(cfg, "rf2")
-        unet = models.load_unet(rf2_path, "2-rectified flow").to(device)
-        return lambda z, c, null: sampling.euler(unet, z, c, int(p.rf2.ode_steps), float(p.rf2.guidance), null)
+        if unet is None:
+            (rf2_path,) = need_io(cfg, "rf2")
+            unet = models.load_unet(rf2_path, "2-rectified flow")
+        net = unet.to(device)
+        return lambda z, c, null: sampling.euler(net, z, c, int(p.rf2.ode_steps), float(p.rf2.guidance), null)
     raise ConfigError(f"pairs.teacher must be one of {', '.join(TEACHERS)}, got {p.teacher!r}")
+
+
+def sampler(cfg: DictConfig, teacher, text: models.TextEncoder, prompts: data.Prompts, device) -> Callable[[list[int]], torch.Tensor]:
+    """sample(indices) → the teacher's latents x1 for pairs `indices`: their noises z_i, their
+    prompts, without gradients, in the precision training uses (bf16 autocast on GPUs that have it)."""
+    p = cfg.pairs
+    shape = data.latent_shape(int(p.resolution))
+
+    def sample(idx: list[int]) -> torch.Tensor:
+        z = data.noise(int(p.seed), idx, shape).to(device)
+        with torch.no_grad(), autocast(device):
+            return teacher(z, text(prompts(idx)), text.null)
+
+    return sample
 
 
 def write_shard(cfg: DictConfig, out, start: int, stop: int, shape: tuple, batch: int,
@@ -97,16 +114,9 @@ def main(cfg: DictConfig) -> dict:
     shape = data.latent_shape(int(p.resolution))
     sd = models.load(sd_dir, dev, unet=p.teacher == "sd")
     text = models.TextEncoder(sd.tokenizer, sd.text_encoder, dev)
-    teacher = teacher_fn(cfg, sd, dev)
-
+    sample = sampler(cfg, teacher_fn(cfg, sd, dev), text, prompts, dev)
     log.info(f"shard {p.shard}/{p.shards}: pairs [{start}, {stop}) from teacher {p.teacher} on {rt.description}")
     batch = int(p.batch)
-
-    def sample(idx: list[int]) -> torch.Tensor:
-        z = data.noise(int(p.seed), idx, shape).to(dev)
-        with torch.no_grad(), autocast(dev):
-            return teacher(z, text(prompts(idx)), text.null)
-
     write_shard(cfg, out, start, stop, shape, batch, sample, f"pairs {p.teacher} shard {p.shard}", f"teacher {p.teacher}")
     return {"pairs": stop - start}
 

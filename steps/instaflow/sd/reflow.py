@@ -31,6 +31,21 @@ def conditions(text: models.TextEncoder, prompts: list[str], drop: torch.Tensor)
     return torch.where(drop.to(c.device).view(-1, 1, 1), text.null.expand_as(c), c)
 
 
+def reflow_loss(cfg: DictConfig, store: data.PairStore, text: models.TextEncoder, prompts: data.Prompts,
+                dev) -> train.LossFn:
+    """The loss of one micro-batch for train.fit: `micro` pairs drawn from `store`, t ~ U(0, 1),
+    captions dropped with probability reflow.caption_dropout, rectified-flow loss (Eq. 6)."""
+    pairs_seed, p_drop = int(cfg.pairs.seed), float(cfg.reflow.caption_dropout)
+
+    def loss_fn(model, stage, micro, g):
+        z, x1, index = store.batch(pairs_seed, micro, g, dev)
+        t = torch.rand(micro, generator=g).to(dev)
+        drop = torch.rand(micro, generator=g) < p_drop
+        return rf.rf_loss(models.velocity(model), z, x1, conditions(text, prompts(index), drop), t)
+
+    return loss_fn
+
+
 def main(cfg: DictConfig) -> dict:
     sd_dir, prompts_path, pairs_dir, out = need_io(cfg, "sd", "prompts", "pairs", "out")
     rt = runtime.start(cfg, int(cfg.seed))  # joins the launcher's process group (steps.core.distributed)
@@ -41,16 +56,8 @@ def main(cfg: DictConfig) -> dict:
     prompts = data.Prompts(prompts_path)
     shards = [shard_path(pairs_dir, i) for i in range(int(cfg.pairs.shards))]
     store = data.PairStore(shards, dist.rank, dist.world)
-    pairs_seed, p_drop = int(cfg.pairs.seed), float(cfg.reflow.caption_dropout)
     log.info(f"reflow: {len(store)} pairs on rank {dist.rank}/{dist.world}, {rt.description}")
-
-    def loss_fn(model, stage, micro, g):
-        z, x1, index = store.batch(pairs_seed, micro, g, dev)
-        t = torch.rand(micro, generator=g).to(dev)
-        drop = torch.rand(micro, generator=g) < p_drop
-        return rf.rf_loss(models.velocity(model), z, x1, conditions(text, prompts(index), drop), t)
-
-    loop = train.fit(cfg, cfg.reflow, unet, out, "reflow", loss_fn, dist, dev)
+    loop = train.fit(cfg, cfg.reflow, unet, out, "reflow", reflow_loss(cfg, store, text, prompts, dev), dist, dev)
     if dist.main:
         models.save_unet(out, cfg, unet, loop.total, init="sd15", train=loop.record())
     loop.finish()
