@@ -88,3 +88,10 @@ def test_checks_run_on_the_cached_path_too(tmp_path, monkeypatch):
     config.compose("instaflow", "smoke")  # warm the cache
     with pytest.raises(ConfigError, match="seed = -1"):
         config.compose("instaflow", "smoke", ["seed=-1"])
+
+
+def test_null_is_accepted_where_the_check_of_the_key_admits_it():
+    cfg = config.resolve("instaflow", "smoke", ["data.n_images=null"])  # check: integer or null
+    assert cfg["data"]["n_images"] is None
+    with pytest.raises(ConfigError, match="expects str"):  # check: an enum without null
+        config.resolve("instaflow", "smoke", ["captions.encoder=null"])

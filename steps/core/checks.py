@@ -86,6 +86,13 @@ def _ok(schema: dict, value) -> bool:
     return True
 
 
+def admits_null(key: str, paper: str) -> bool:
+    """Does a check of `key` accept null? (an override may then set null where the shipped
+    value is not: the type check alone would refuse it)"""
+    found = [schema for pattern, schema in load(paper).items() if _matches(pattern, key)]
+    return bool(found) and all(_ok(schema, None) for schema in found)
+
+
 def violations(cfg: Mapping, checks: Mapping[str, dict], only: set[str] | None = None) -> list[str]:
     """One line per value of `cfg` that breaks its check (restricted to the dotted paths in
     `only`, and what is under them, when given)."""

@@ -305,6 +305,8 @@ def _validate_parsed(tree: Mapping, parsed, paper: str) -> None:
                 valid = ", ".join(sorted(node)) if isinstance(node, dict) else "none (not a section)"
                 raise ConfigError(f"unknown key '{key}' for {paper}; valid keys at {where}: {valid}")
             node = node[part]
+        if value is None and checks.admits_null(key, paper):
+            continue  # the key's check says null is valid (e.g. "none" for an optional arm)
         if not _compatible(node, value):
             raise ConfigError(
                 f"{key} expects {_type_name(node)} (default {json.dumps(node)}), "
