@@ -73,6 +73,10 @@ def test_patterns_and_describe():
     assert checks.describe({"type": ["integer", "null"], "minimum": 1}) == "an integer ≥ 1 or null"
     assert checks.describe({"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}) == \
         "a non-empty list of integers ≥ 0"
+    assert checks.describe({"type": "integer", "minimum": 64, "multipleOf": 8}) == "an integer ≥ 64 divisible by 8"
+    assert checks.describe({"type": "string", "pattern": "^ocr_mini:"}) == "a string matching ^ocr_mini:"
+    assert checks.describe({"type": "array", "minItems": 1, "items": {"enum": ["fid", "params"]}}) == \
+        "a non-empty list of values from fid, params"
     assert checks.unmatched(cfg, {"*.batch": {}, "c.x": {}}) == ["c.x"]
 
 

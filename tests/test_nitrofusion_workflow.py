@@ -49,7 +49,7 @@ def test_bad_input_is_one_line(tmp_path, step_env):
                           f"io.teacher={tmp_path}/t.pt", f"io.student={tmp_path}/s.pt", f"io.digits={tmp_path}/d.npz",
                           f"io.captions={tmp_path}/c.npz", f"io.out={tmp_path}/o.pt"],
                          cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: adversarial.arms names unknown arm")
+    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith('error: nitrofusion: adversarial.arms = ["nope"] is not valid')
     res = subprocess.run([sys.executable, "-m", "steps.nitrofusion.adversarial", "scale=smoke",
                           f"io.teacher={tmp_path}/t.pt", f"io.student={tmp_path}/s.pt", f"io.digits={tmp_path}/d.npz",
                           f"io.captions={tmp_path}/c.npz", f"io.out={tmp_path}/o.pt"],

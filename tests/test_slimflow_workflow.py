@@ -72,7 +72,7 @@ def test_bad_input_is_one_line(slimflow_smoke, tmp_path):
     res = _step(w, "reflow", "reflow.arm=zz", f"io.pairs={w}/data/slimflow/pairs.npz",
                 f"io.digits={w}/data/instaflow/digits.npz", f"io.captions={w}/data/instaflow/caption_emb.npz",
                 f"io.out={tmp_path}/x.pt", check=False)
-    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: reflow.arm must be one of")
+    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith('error: slimflow: reflow.arm = "zz" is not valid')
     bad = tmp_path / "pairs.npz"
     bad.write_bytes(b"not an npz")
     res = _step(w, "distill", f"io.init={w}/models/slimflow/2rf_small_anneal_s0.pt", f"io.pairs={bad}",

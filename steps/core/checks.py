@@ -125,7 +125,8 @@ def unmatched(cfg: Mapping, checks: Mapping[str, dict]) -> list[str]:
 _TYPES = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
           "array": "a list", "object": "a mapping", "null": "null"}
 _PLURAL = {"an integer": "integers", "a number": "numbers", "a string": "strings", "a list": "lists",
-           "a mapping": "mappings", "a value": "values", "a non-empty string": "non-empty strings"}
+           "a mapping": "mappings", "a value": "values", "a non-empty string": "non-empty strings",
+           "one of": "values from"}
 
 
 def describe(schema: Mapping) -> str:
@@ -148,6 +149,8 @@ def describe(schema: Mapping) -> str:
             bounds.append(f"{sign} {schema[key]}")
     if bounds:
         parts.append(" and ".join(bounds))
+    if "multipleOf" in schema:
+        parts.append(f"divisible by {schema['multipleOf']}")
     if "minItems" in schema or "maxItems" in schema:
         lo, hi = schema.get("minItems"), schema.get("maxItems")
         if lo == 1 and hi is None:
