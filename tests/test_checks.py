@@ -99,3 +99,10 @@ def test_null_is_accepted_where_the_check_of_the_key_admits_it():
     assert cfg["data"]["n_images"] is None
     with pytest.raises(ConfigError, match="expects str"):  # check: an enum without null
         config.resolve("instaflow", "smoke", ["captions.encoder=null"])
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_every_paper_declares_its_checks(paper):
+    """Every registered paper checks its own values (the scaffold writes the file)."""
+    own = yaml.safe_load((ROOT / "params" / paper / "checks.yaml").read_text())
+    assert own, f"params/{paper}/checks.yaml is empty"
