@@ -89,6 +89,31 @@ def restore(payload: dict, **objects) -> None:
         obj.load_state_dict(payload["state"][name])
 
 
+def identity(cfg: DictConfig | Mapping | None) -> dict:
+    """What a computation is, for its resume files: the semantic config's hash and the
+    fingerprint of the inputs the step has read so far (steps.core.provenance)."""
+    return {"config_hash": config_hash(cfg) if isinstance(cfg, DictConfig) else None,
+            "inputs": provenance.inputs_fingerprint()}
+
+
+def mismatch(recorded: Mapping | None, ident: Mapping) -> str | None:
+    """Why a resume file recorded as `recorded` is not for the computation `ident`; None if it is."""
+    if not isinstance(recorded, Mapping):
+        return "it was written without a record of its config and inputs"
+    if recorded.get("config_hash") != ident["config_hash"]:
+        return f"it was written for another config (hash {recorded.get('config_hash')}, this run's is {ident['config_hash']})"
+    if recorded.get("inputs") != ident["inputs"]:
+        return "its input files have changed since it was written"
+    return None
+
+
+def set_aside(path: Path) -> Path:
+    """Move a stale resume file to `<path>.stale` (one slot: it replaces an older one)."""
+    stale = path.with_name(path.name + ".stale")
+    os.replace(path, stale)
+    return stale
+
+
 class Snapshots(dict):
     """Named copies of state (e.g. EMA weights at each distillation budget) that a TrainLoop
     keeps in its resume checkpoint like any other object with a state_dict."""
@@ -129,8 +154,7 @@ class TrainLoop:
         self.trace: list[float] = []
         self.segments: list[dict] = []  # [{from_step, world_size, ...}], one per (re)start
         # What this computation is: a resume file written for anything else is not resumed.
-        self.identity = {"config_hash": config_hash(cfg) if isinstance(cfg, DictConfig) else None,
-                         "inputs": provenance.inputs_fingerprint()}
+        self.identity = identity(cfg)
         stale = self._resume() if self.resume_path.exists() else None
         if self.dist.world > 1:  # every rank must have read the same checkpoint
             lo, hi = self.dist.sum([-self.start, self.start])
@@ -138,7 +162,7 @@ class TrainLoop:
                 raise distributed.RankFailure(f"rank {self.dist.rank}: the ranks resumed from different steps; "
                                               f"is {self.resume_path.parent} on a filesystem every node shares?")
         if stale and self.dist.main:  # after every rank has looked at it
-            os.replace(self.resume_path, self.resume_path.with_name(self.resume_path.name + ".stale"))
+            set_aside(self.resume_path)
         self.segments.append({"from_step": self.start, **self.dist.record()})
         self.progress = Progress(total, desc or self.output.name, cfg.progress.every_s, initial=self.start)
         self._term = False
@@ -150,7 +174,7 @@ class TrainLoop:
         otherwise log why not and return that reason. A corrupt or altered resume file is
         reported (ArtifactError), never silently discarded or overwritten."""
         found = verify_torch(self.resume_path, "resume checkpoint")
-        why = self._mismatch((found.record or {}).get("resume")) if found.sealed else None
+        why = mismatch((found.record or {}).get("resume"), self.identity) if found.sealed else None
         if why is None:
             payload = load(self.resume_path, "resume checkpoint")
             if not found.sealed:
@@ -168,16 +192,6 @@ class TrainLoop:
         before = self.segments[-1]["world_size"] if self.segments else "?"
         log.info(f"resuming {self.output} from step {self.start} ({self.resume_path}; written by "
                  f"{before} process(es), resumed on {self.dist.world})")
-        return None
-
-    def _mismatch(self, recorded: Mapping | None) -> str | None:
-        if not isinstance(recorded, Mapping):
-            return "it was written without a record of its config and inputs"
-        if recorded.get("config_hash") != self.identity["config_hash"]:
-            return (f"it was written for another config (hash {recorded.get('config_hash')}, "
-                    f"this run's is {self.identity['config_hash']})")
-        if recorded.get("inputs") != self.identity["inputs"]:
-            return "its input files have changed since it was written"
         return None
 
     def _on_sigterm(self, signum, frame) -> None:
