@@ -43,7 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from steps.core import distributed, provenance, seeding
 from steps.core.config import config_hash
-from steps.core.errors import ArtifactError, PaperzooError
+from steps.core.errors import ArtifactError, PaperzooError, remedy
 from steps.core.io import load_torch, save_torch, verify_torch
 from steps.core.progress import Progress, log
 
@@ -73,8 +73,6 @@ def save(path: str | os.PathLike, cfg: DictConfig | Mapping | None, step: int, *
 
 def load(path: str | os.PathLike, what: str = "checkpoint", map_location="cpu") -> dict:
     """Load a checkpoint written by `save` after checking its seal, or explain what is wrong with it."""
-    from steps.core.errors import remedy
-
     payload = load_torch(path, what, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArtifactError(f"{what} {path} is not a paperzoo checkpoint; {remedy(path)}")

@@ -82,7 +82,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, obj, artifact: bool = False) -> None:
     """Atomically write `obj` as JSON. With `artifact` (a dict that a later step reads with
     read_json), inside a step it also records its provenance under `__paperzoo__`."""
-    rec = provenance.record(path) if artifact else None
+    rec = provenance.record(path) if artifact and isinstance(obj, Mapping) else None
     if rec is not None:
         obj = {**obj, RECORD_KEY: rec}
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
