@@ -90,7 +90,7 @@ def restore(payload: dict, **objects) -> None:
 def identity(cfg: DictConfig | Mapping | None) -> dict:
     """What a computation is, for its resume files: the semantic config's hash and the
     fingerprint of the inputs the step has read so far (steps.core.provenance)."""
-    return {"config_hash": config_hash(cfg) if isinstance(cfg, DictConfig) else None,
+    return {"config_hash": config_hash(cfg) if isinstance(cfg, Mapping) else None,
             "inputs": provenance.inputs_fingerprint()}
 
 
