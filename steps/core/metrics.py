@@ -7,7 +7,7 @@ Written inside a step (steps.core.cli.run), a metrics file also states the run i
 
 * `jobs`: every job that produced it, one line each — the step itself and, carried forward
   through the artifacts it read, every job upstream (id, paper, phase, config_hash, overrides,
-  outputs, wall_s, max_rss_mb);
+  seeds, outputs, wall_s, max_rss_mb);
 * `overrides`: the command-line overrides of those jobs that changed what they computed
   (e.g. `seeds=[3,4,5]`), once each.
 

@@ -11,8 +11,9 @@ record (an id, the outputs written so far, wall time since the process started, 
        "job": "<id>", "jobs": [<job record>, ...]}
 
   where `jobs` is this job and, carried forward through the artifacts it read, every job
-  upstream of it (a job record: id, paper, phase, config_hash, overrides, outputs, wall_s,
-  max_rss_mb). A metrics file built from it can thus state which jobs made it, and at what cost.
+  upstream of it (a job record: id, paper, phase, config_hash, overrides, seeds when the job
+  trained or evaluated seeds, outputs, wall_s since its process started, max_rss_mb). A metrics
+  file built from it can thus state which jobs made it, with which seeds, at what cost.
 * Reading. Every read through steps.core calls `note_read`: an artifact recorded at another
   scale than the step's is refused with an ArtifactError naming both scales and the command that
   rebuilds it at this scale; otherwise its jobs are carried forward and its digest joins the
