@@ -62,6 +62,20 @@ SMALL = ["scale=full", device_arg(), "threads=1", "full.ratios=[[32,32],[32,48],
          "full.upscale.steps=3", "full.upscale.reset_every=2", "full.upscale.n=1"]
 
 
+class Killed(Exception):
+    """Stands for a SIGKILL right after a periodic resume checkpoint."""
+
+
+def die_after(write):
+    """TrainLoop.checkpoint that writes the resume checkpoint, then dies."""
+
+    def checkpoint_then_die(self, step):
+        write(self, step)
+        raise Killed
+
+    return checkpoint_then_die
+
+
 def run_phase(phase: str, *args: str):
     from importlib import import_module
 
@@ -129,9 +143,9 @@ def test_train_arad_resumes_after_a_kill(fx, arad, tmp_path, monkeypatch):
     from steps.instaflow.sd import models
 
     out = tmp_path / "arad.pt"
-    with monkeypatch.context() as m:
-        m.setattr(checkpoint.TrainLoop, "finish", lambda self: None)
-        run_phase("train_arad", *train_args(fx, out), "full.train.stages=[{batch:2,steps:2}]", "ckpt.every_steps=1")
+    with monkeypatch.context() as m, pytest.raises(Killed):  # the same config: only a resume of it is resumed
+        m.setattr(checkpoint.TrainLoop, "checkpoint", die_after(checkpoint.TrainLoop.checkpoint))
+        run_phase("train_arad", *train_args(fx, out), "ckpt.every_steps=1")
     resume = out.with_name(out.name + ".resume.pt")
     assert checkpoint.load(resume)["step"] == 1
     run_phase("train_arad", *train_args(fx, out))

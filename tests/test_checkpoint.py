@@ -62,13 +62,24 @@ def wait_for(path, timeout=60):
         time.sleep(0.05)
 
 
+def wait_for_line(p, text: str, timeout: float = 60) -> str:
+    """Read the process's output until a line contains `text`; returns what was read."""
+    seen, end = "", time.time() + timeout
+    while time.time() < end:
+        line = p.stdout.readline()
+        seen += line
+        if text in line or not line:
+            return seen
+    raise TimeoutError(text)
+
+
 def test_sigterm_checkpoints_exits_nonzero_and_resumes_equal(tiny_data, tmp_path, reference):
     out = tmp_path / "rf1.pt"
     resume = tmp_path / "rf1.pt.resume.pt"
     p = teacher(None, tiny_data, out, 3000, 10**9)  # no periodic checkpoints: only SIGTERM writes one
-    time.sleep(2.5)
+    head = wait_for_line(p, "teacher: ")  # training has started (a progress line), whatever the load
     p.send_signal(signal.SIGTERM)
-    log = p.communicate(timeout=60)[0]
+    log = head + p.communicate(timeout=60)[0]
     assert p.returncode == 143, log
     assert resume.exists() and not out.exists()
     assert "error: stopped by SIGTERM at step" in log

@@ -192,9 +192,16 @@ def test_pairs_shard_resumes_to_the_same_result(fixtures, tmp_path):
     full = load_npz(tmp_path / "a.npz")["x1"]
     partial = full.copy()
     partial[3:] = 0
-    save_npz(tmp_path / "b.npz.resume.npz", x1=partial, done=np.array(3))
+    ident = checkpoint.identity(load("instaflow", "pairs", [*SMALL, *args]))  # what the shard's run is
+    save_npz(tmp_path / "b.npz.resume.npz", x1=partial, done=np.array(3), identity=np.array(json.dumps(ident)))
     run_phase("pairs", *args, f"io.out={tmp_path / 'b.npz'}")
     assert np.array_equal(load_npz(tmp_path / "b.npz")["x1"], full) and not (tmp_path / "b.npz.resume.npz").exists()
+    assert not (tmp_path / "b.npz.resume.npz.stale").exists()  # resumed, not set aside
+    # a resume file of another config (here: another ODE) is set aside, and the shard starts over
+    save_npz(tmp_path / "c.npz.resume.npz", x1=partial, done=np.array(3), identity=np.array(json.dumps(ident)))
+    run_phase("pairs", *args, "pairs.ode_steps=3", f"io.out={tmp_path / 'c.npz'}")
+    assert (tmp_path / "c.npz.resume.npz.stale").exists()
+    assert not np.array_equal(load_npz(tmp_path / "c.npz")["x1"][:3], full[:3])
 
 
 def test_sd_velocity_euler_step_is_a_ddim_step():

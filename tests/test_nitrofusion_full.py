@@ -28,6 +28,20 @@ SMALL = ["scale=full", device_arg(), "threads=1", "prompts.n_train=8", "prompts.
          "sample.resolution=64", "fid_clip.resolution=32", "fid_clip.fid_features=steps.instaflow.sd.models:tiny_fid_features"]
 
 
+class Killed(Exception):
+    """Stands for a SIGKILL right after a periodic resume checkpoint."""
+
+
+def die_after(write):
+    """TrainLoop.checkpoint that writes the resume checkpoint, then dies."""
+
+    def checkpoint_then_die(self, step):
+        write(self, step)
+        raise Killed
+
+    return checkpoint_then_die
+
+
 def run_phase(module: str, phase: str, *args: str):
     from importlib import import_module
 
@@ -159,9 +173,9 @@ def test_train_resumes_after_a_kill(reals, trained, tmp_path, monkeypatch):
     from steps.nitrofusion.sdxl import models
 
     out = tmp_path / "nitro_dmd2.pt"
-    with monkeypatch.context() as m:
-        m.setattr(checkpoint.TrainLoop, "finish", lambda self: None)
-        run_phase("train", "train_nitro", *train_args(reals, out), "train.steps=2", "ckpt.every_steps=1")
+    with monkeypatch.context() as m, pytest.raises(Killed):  # the same config: only a resume of it is resumed
+        m.setattr(checkpoint.TrainLoop, "checkpoint", die_after(checkpoint.TrainLoop.checkpoint))
+        run_phase("train", "train_nitro", *train_args(reals, out), "ckpt.every_steps=1")
     resume = out.with_name(out.name + ".resume.pt")
     assert checkpoint.load(resume)["step"] == 1
     run_phase("train", "train_nitro", *train_args(reals, out))

@@ -1,11 +1,19 @@
 """Checkpoints and resumable training.
 
 A checkpoint carries the resolved config that produced it and everything needed to resume:
-model, optimizer, EMA and extra state dicts, the step, and every RNG state. `TrainLoop` runs a
-step-indexed loop that
+model, optimizer, EMA and extra state dicts, the step, and every RNG state. It is a torch file
+sealed with its SHA-256 and provenance record (steps.core.io.save_torch, steps.core.seal): `load`
+checks the seal (and, inside a step, the scale it was built at) before torch unpickles it, so an
+altered checkpoint is reported, never used. `TrainLoop` runs a step-indexed loop that
 
 * resumes from `<output>.resume.pt` when a killed run left one (SIGKILL: the last periodic
-  checkpoint; SIGTERM: the step it was stopped at),
+  checkpoint; SIGTERM: the step it was stopped at), but only when that file was written for the
+  same computation: the same semantic config (steps.core.config.config_hash) and the same inputs
+  (the digests of the artifacts the step read through steps.core before the loop started,
+  steps.core.provenance.inputs_fingerprint). Otherwise it logs one line saying why, moves the
+  file aside to `<output>.resume.pt.stale` and starts from step 0. (Moved, not deleted: a resume
+  file can hold days of GPU time, and a mismatch may be an accident, such as a missing override
+  when resubmitting; renaming it back resumes it. One slot per output, so they do not pile up.)
 * writes that resume checkpoint every `ckpt.every_steps` steps or `ckpt.every_s` seconds,
 * on SIGTERM finishes the current step, writes the checkpoint and raises `Preempted`, which the
   step CLI turns into exit status 143,
@@ -33,9 +41,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from steps.core import distributed, seeding
+from steps.core import distributed, provenance, seeding
+from steps.core.config import config_hash
 from steps.core.errors import ArtifactError, PaperzooError, remedy
-from steps.core.io import atomic_path, require
+from steps.core.io import load_torch, save_torch, verify_torch
 from steps.core.progress import Progress, log
 
 FORMAT = "paperzoo-checkpoint/1"
@@ -47,32 +56,24 @@ class Preempted(PaperzooError):
     exit_code = 143
 
 
-def save(path: str | os.PathLike, cfg: DictConfig | Mapping | None, step: int, **state) -> None:
-    """Atomically write a checkpoint: `state` values with a state_dict() are stored as such."""
-    import torch
-
-    payload = {
+def _payload(cfg: DictConfig | Mapping | None, step: int, state: dict) -> dict:
+    return {
         "format": FORMAT,
         "config": OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg,
         "step": step,
         "rng": seeding.rng_state(),
         "state": {k: (v.state_dict() if hasattr(v, "state_dict") else v) for k, v in state.items()},
     }
-    # Through a file object: given a path, torch names the archive's root folder after the
-    # (random) temporary file, and identical checkpoints would differ byte for byte.
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(payload, f)
+
+
+def save(path: str | os.PathLike, cfg: DictConfig | Mapping | None, step: int, **state) -> None:
+    """Atomically write a sealed checkpoint: `state` values with a state_dict() are stored as such."""
+    save_torch(path, _payload(cfg, step, state))
 
 
 def load(path: str | os.PathLike, what: str = "checkpoint", map_location="cpu") -> dict:
-    """Load a checkpoint written by `save`, or explain what is wrong with it."""
-    import torch
-
-    path = require(path, what)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # truncated zip, bad pickle, ...
-        raise ArtifactError(f"{what} {path} is corrupt ({e.__class__.__name__}); {remedy(path)}") from None
+    """Load a checkpoint written by `save` after checking its seal, or explain what is wrong with it."""
+    payload = load_torch(path, what, map_location=map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ArtifactError(f"{what} {path} is not a paperzoo checkpoint; {remedy(path)}")
     return payload
@@ -84,6 +85,31 @@ def restore(payload: dict, **objects) -> None:
         if name not in payload["state"]:
             raise ArtifactError(f"checkpoint has no '{name}' state (has: {', '.join(payload['state'])})")
         obj.load_state_dict(payload["state"][name])
+
+
+def identity(cfg: DictConfig | Mapping | None) -> dict:
+    """What a computation is, for its resume files: the semantic config's hash and the
+    fingerprint of the inputs the step has read so far (steps.core.provenance)."""
+    return {"config_hash": config_hash(cfg) if isinstance(cfg, Mapping) else None,
+            "inputs": provenance.inputs_fingerprint()}
+
+
+def mismatch(recorded: Mapping | None, ident: Mapping) -> str | None:
+    """Why a resume file recorded as `recorded` is not for the computation `ident`; None if it is."""
+    if not isinstance(recorded, Mapping):
+        return "it was written without a record of its config and inputs"
+    if recorded.get("config_hash") != ident["config_hash"]:
+        return f"it was written for another config (hash {recorded.get('config_hash')}, this run's is {ident['config_hash']})"
+    if recorded.get("inputs") != ident["inputs"]:
+        return "its input files have changed since it was written"
+    return None
+
+
+def set_aside(path: Path) -> Path:
+    """Move a stale resume file to `<path>.stale` (one slot: it replaces an older one)."""
+    stale = path.with_name(path.name + ".stale")
+    os.replace(path, stale)
+    return stale
 
 
 class Snapshots(dict):
@@ -125,28 +151,46 @@ class TrainLoop:
         self.trace_every = max(1, -(-int(total) // self.TRACE_POINTS))
         self.trace: list[float] = []
         self.segments: list[dict] = []  # [{from_step, world_size, ...}], one per (re)start
-        if self.resume_path.exists():
-            # A corrupt resume file is reported, never silently discarded or overwritten.
-            payload = load(self.resume_path, "resume checkpoint")
-            restore(payload, **objects)
-            seeding.set_rng_state(payload["rng"])
-            self.start = int(payload["step"])
-            own = payload["state"].get("_loop") or {}
-            self.trace = list(own.get("trace", []))
-            self.segments = list(own.get("segments", []))
-            before = self.segments[-1]["world_size"] if self.segments else "?"
-            log.info(f"resuming {self.output} from step {self.start} ({self.resume_path}; written by "
-                     f"{before} process(es), resumed on {self.dist.world})")
+        # What this computation is: a resume file written for anything else is not resumed.
+        self.identity = identity(cfg)
+        stale = self._resume() if self.resume_path.exists() else None
         if self.dist.world > 1:  # every rank must have read the same checkpoint
             lo, hi = self.dist.sum([-self.start, self.start])
             if -lo != self.start * self.dist.world or hi != self.start * self.dist.world:
                 raise distributed.RankFailure(f"rank {self.dist.rank}: the ranks resumed from different steps; "
                                               f"is {self.resume_path.parent} on a filesystem every node shares?")
+        if stale and self.dist.main:  # after every rank has looked at it
+            set_aside(self.resume_path)
         self.segments.append({"from_step": self.start, **self.dist.record()})
         self.progress = Progress(total, desc or self.output.name, cfg.progress.every_s, initial=self.start)
         self._term = False
         self._stats: dict = {}
         self.step = self.start
+
+    def _resume(self) -> str | None:
+        """Restore the state of the resume file when it was written for this computation;
+        otherwise log why not and return that reason. A corrupt or altered resume file is
+        reported (ArtifactError), never silently discarded or overwritten."""
+        found = verify_torch(self.resume_path, "resume checkpoint")
+        why = mismatch((found.record or {}).get("resume"), self.identity) if found.sealed else None
+        if why is None:
+            payload = load(self.resume_path, "resume checkpoint")
+            if not found.sealed:
+                why = "it was written without a record of its config and inputs"
+        if why is not None:
+            log.info(f"not resuming {self.output} from {self.resume_path}: {why}; starting from step 0 "
+                     f"(the old file is kept as {self.resume_path.name}.stale)")
+            return why
+        restore(payload, **self.objects)
+        seeding.set_rng_state(payload["rng"])
+        self.start = int(payload["step"])
+        own = payload["state"].get("_loop") or {}
+        self.trace = list(own.get("trace", []))
+        self.segments = list(own.get("segments", []))
+        before = self.segments[-1]["world_size"] if self.segments else "?"
+        log.info(f"resuming {self.output} from step {self.start} ({self.resume_path}; written by "
+                 f"{before} process(es), resumed on {self.dist.world})")
+        return None
 
     def _on_sigterm(self, signum, frame) -> None:
         self._term = True
@@ -204,7 +248,8 @@ class TrainLoop:
     def checkpoint(self, step: int) -> None:
         if self.dist.main:
             own = {"trace": self.trace, "segments": self.segments}
-            save(self.resume_path, self.cfg, step, **self.objects, _loop=own)
+            save_torch(self.resume_path, _payload(self.cfg, step, {**self.objects, "_loop": own}),
+                       extra={"resume": self.identity})
 
     def finish(self) -> None:
         if self.dist.main:
@@ -232,12 +277,6 @@ def training_summary(record: Mapping | None) -> dict | None:
 def training_record(path: str | os.PathLike) -> dict | None:
     """The training record (meta.train) of a checkpoint written by a training step, read
     without loading its tensors into memory; None when it has none."""
-    import torch
-
-    path = require(path, "checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as e:
-        raise ArtifactError(f"checkpoint {path} is corrupt ({e.__class__.__name__}); {remedy(path)}") from None
+    payload = load_torch(path, "checkpoint", weights_only=False, mmap=True)
     meta = (payload.get("state") or {}).get("meta") if isinstance(payload, dict) else None
     return meta.get("train") if isinstance(meta, dict) else None

@@ -7,6 +7,10 @@ Hydra override of the paper's params. The config is composed and validated befor
 a user error prints one line `error: ...` and exits non-zero (2 config, 3 artifact, 143 stopped
 by SIGTERM after writing a resume checkpoint).
 
+While the step runs, steps.core.provenance holds its context (paper, scale, phase, config hash,
+the overrides that change what it computes): every artifact it writes records it, and every
+artifact it reads is checked against it (an artifact built at another scale is refused).
+
 Launched as one of several processes (steps.core.distributed), a process of rank r > 0 logs to
 its own file (`<main log stem>.rank<r>.log`) and writes to the main log only one line if it fails.
 """
@@ -21,7 +25,8 @@ from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from steps.core.config import compose
+from steps.core import provenance
+from steps.core.config import OPERATIONAL_KEYS, compose, config_hash
 from steps.core.errors import ConfigError, PaperzooError
 
 
@@ -75,6 +80,23 @@ def need_io(cfg: DictConfig, *names: str) -> list[str]:
     return [cfg.io[n] for n in names]
 
 
+def open_context(cfg: DictConfig, argv: Sequence[str], startup_s: float = 0.0) -> provenance.StepContext:
+    """The step context of this process (steps.core.provenance). Its overrides are those of the
+    command line that change what the step computes (not io paths, threads, its seed, ...)."""
+    _, _, overrides = parse_argv(argv)
+    reads = set(cfg.get("phase_reads") or ())
+    semantic = [o for o in overrides
+                if (top := o.split("=", 1)[0].split(".", 1)[0]) not in OPERATIONAL_KEYS or top in reads]
+    # The training seeds the job computed with: its own seed for a per-seed job (seed=<s> on its
+    # command line), the paper's seeds for a step that reads them all (e.g. evaluate), else none.
+    if any(o.startswith("seed=") for o in overrides):
+        seeds = [int(cfg.seed)]
+    else:
+        seeds = [int(s) for s in cfg.seeds] if "seeds" in reads and "seeds" in cfg else None
+    return provenance.open_step(str(cfg.paper), str(cfg.scale), str(cfg.get("phase") or ""), config_hash(cfg),
+                                semantic, startup_s, seeds)
+
+
 def run(main: Callable[[DictConfig], dict | None], paper: str | None, phase: str, argv: Sequence[str] | None = None) -> None:
     """Compose, run `main(cfg)`, and turn user errors into one line and an exit status.
     With paper=None (steps shared by all papers, e.g. the report) it comes from `paper=<slug>`."""
@@ -96,6 +118,7 @@ def run(main: Callable[[DictConfig], dict | None], paper: str | None, phase: str
         cfg = load(paper, phase, argv)
         log.info(f"{paper}.{phase} " + " ".join(argv))
         t0 = time.monotonic()
+        open_context(cfg, argv, process_age())
         main(cfg)
     except PaperzooError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -112,6 +135,7 @@ def run(main: Callable[[DictConfig], dict | None], paper: str | None, phase: str
         raise
     finally:
         distributed.reset()
+        provenance.close_step()
     # steps.core.benchmark reads this line: the step's own work against its start-up.
     log.info(f"{paper}.{phase} done: work {time.monotonic() - t0:.2f} s, start-up and imports {startup:.2f} s")
 

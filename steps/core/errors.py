@@ -15,14 +15,19 @@ class ConfigError(PaperzooError):
 
 
 class ArtifactError(PaperzooError):
-    """A dataset or checkpoint that is missing, truncated or fails its content hash."""
+    """A dataset or checkpoint that is missing, truncated, fails its content hash or digest, or
+    was built at another scale than the step that reads it."""
 
     exit_code = 3
 
 
-def remedy(path) -> str:
-    """The standard advice for a missing or corrupt artifact at `path`."""
+def remedy(path, scale: str | None = None) -> str:
+    """The standard advice for a missing or corrupt artifact at `path`: the Snakemake command
+    that rebuilds it at `scale` (default: the running step's; `--config scale=<s>` unless mini),
+    or DVC's restore."""
+    from steps.core.provenance import rebuild_command  # lazy: provenance imports this module
+
     return (
-        f"regenerate it with `snakemake -c all --force {path}` "
+        f"regenerate it with `{rebuild_command(path, scale)}` "
         f"or restore it with `dvc checkout {path}` (or `dvc pull`)"
     )

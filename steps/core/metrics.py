@@ -1,6 +1,18 @@
 """Metrics files: results/<paper>/<metric>.json, one schema (workflow/schemas/metrics.schema.json),
 validated when written. Values form a tree whose keys are identifiers, so claims can name them
-(`fid.one_step.instaflow_long.mean`)."""
+(`fid.one_step.instaflow_long.mean`).
+
+Written inside a step (steps.core.cli.run), a metrics file also states the run it measures
+(steps.core.provenance), so that the report can say exactly which run it reports:
+
+* `jobs`: every job that produced it, one line each — the step itself and, carried forward
+  through the artifacts it read, every job upstream (id, paper, phase, config_hash, overrides,
+  seeds, outputs, wall_s, max_rss_mb);
+* `overrides`: the command-line overrides of those jobs that changed what they computed
+  (e.g. `seeds=[3,4,5]`), once each.
+
+Reading one inside a step refuses it when it was measured at another scale than the step's.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +26,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from steps.core import provenance
 from steps.core.config import config_hash, repo_root
 from steps.core.errors import PaperzooError
-from steps.core.io import write_json
+from steps.core.io import write_text
 
 
 @functools.lru_cache(maxsize=1)
@@ -81,16 +94,35 @@ def write(
     }
     if extra:
         record["extra"] = _clean(extra)
+    made = provenance.record(path)
+    if made is not None:
+        record["overrides"] = provenance.run_overrides(made["jobs"])
+        record["jobs"] = made["jobs"]
     validate(record)
-    write_json(path, record)
+    write_text(path, dumps(record))
     return record
 
 
+def dumps(record: dict) -> str:
+    """The record as indented JSON, each job record on one line (a run can have hundreds)."""
+    jobs = record.get("jobs")
+    if not jobs:
+        return json.dumps(record, indent=2) + "\n"
+    head = json.dumps({k: v for k, v in record.items() if k != "jobs"}, indent=2)
+    lines = ",\n".join("    " + json.dumps(j, separators=(", ", ": ")) for j in jobs)
+    return head[:-2] + ',\n  "jobs": [\n' + lines + "\n  ]\n}\n"
+
+
 def read(path: str | os.PathLike) -> dict:
+    """A metrics file, validated; inside a step, one measured at another scale is refused."""
+    import hashlib
+
     from steps.core.io import read_json
 
     record = read_json(path, "metrics file")
     validate(record)
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+    provenance.note_read(path, "metrics file", record, digest)
     return record
 
 

@@ -4,6 +4,12 @@ It reads the paper's metrics files (`report.metrics`), evaluates every claim in
 params/<paper>/claims.yaml, and writes the paper's numbers beside ours, each claim's verdict,
 and the figures the paper's `report.figures` module draws.
 
+The run it states (the "Run:" line and the Compute table) comes from the metrics it reports:
+their seeds, the overrides and config hashes, and the jobs that produced them (their `jobs`
+records, steps.core.provenance), so outputs of earlier runs with other seeds or parameters
+that still lie in benchmarks/ are not counted. Metrics files without job records (written
+before they existed) fall back to Snakemake's benchmark files.
+
     python -m steps.core.report paper=instaflow scale=mini io.results=results/instaflow
 """
 
@@ -14,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from steps.core import accounting
+from steps.core import accounting, provenance
 from steps.core import claims as claimslib
 from steps.core import metrics as metricslib
 from steps.core.cli import need_io, run
@@ -61,6 +67,30 @@ def run_wall_time(records: dict) -> float:
     """Sum of the steps' wall times; a step that wrote several metrics files counts once."""
     steps = {(r["config_hash"], r["wall_time_s"]) for r in records.values()}
     return sum(wall for _, wall in steps)
+
+
+def run_line(records: dict, jobs: list[dict], n_jobs: int, wall: float) -> str:
+    """`Run: seeds [...], overrides ..., config ..., device ..., git ..., N jobs, T s of job wall time.`"""
+    r0 = next(iter(records.values()))
+    seeds = provenance.run_seeds(jobs) or r0["seeds"]
+    revs = sorted({r["git_revision"] for r in records.values()})
+    hashes = sorted({r["config_hash"] for r in records.values()})
+    if any("jobs" in r for r in records.values()):
+        ov = provenance.run_overrides(jobs)
+        said = "overrides " + ", ".join(f"`{o}`" for o in ov) if ov else "no overrides"
+    else:
+        said = "overrides not recorded"
+    return (f"Run: seeds {seeds}, {said}, config {', '.join(hashes)}, device {r0['device']}, git {', '.join(revs)}, "
+            f"{n_jobs} jobs, {wall:.0f} s of job wall time.")
+
+
+def job_label(job: dict, paper: str) -> str:
+    """`teacher → rf1_s0.pt` (another paper's job: `instaflow.teacher → ...`)."""
+    name = job["phase"] if job.get("paper") == paper else f"{job.get('paper')}.{job['phase']}"
+    outs = [Path(o).name for o in job.get("outputs") or [] if not o.endswith(".resume.pt")]
+    if not outs:
+        return f"{name} (stopped)" if job.get("outputs") else name
+    return f"{name} → {outs[0]}" + (f" (+{len(outs) - 1})" if len(outs) > 1 else "")
 
 
 def job_times(bench_dir: Path | None) -> list[tuple[str, float, float | None]]:
@@ -135,13 +165,14 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     for s in claims.get("substitutes", []):
         if isinstance(s, str) or cfg.scale in s["scales"]:
             lines.append(f"- Substitute: {s if isinstance(s, str) else s['text']}")
-    jobs = job_times(Path(cfg.io.benchmarks) if "benchmarks" in cfg.io else None)
+    made = provenance.merge_jobs(j for r in records.values() for j in r.get("jobs") or [])
+    if made:
+        jobs = [(job_label(j, paper), float(j["wall_s"]), j.get("max_rss_mb")) for j in made]
+    else:  # metrics written before job records: the benchmark files (of every run so far)
+        jobs = job_times(Path(cfg.io.benchmarks) if "benchmarks" in cfg.io else None)
     wall = sum(w for _, w, _ in jobs) if jobs else run_wall_time(records)
     if records:
-        r0 = next(iter(records.values()))
-        revs = sorted({r["git_revision"] for r in records.values()})
-        lines += ["", f"Run: seeds {r0['seeds']}, device {r0['device']}, git {', '.join(revs)}, "
-                  f"{len(jobs)} jobs, {wall:.0f} s of job wall time.", ""]
+        lines += ["", run_line(records, made, len(jobs), wall), ""]
 
     tally = {}
     main_claims = [v for v in verdicts if v.kind == "claim"]

@@ -137,5 +137,5 @@ def write_index(cfg: DictConfig, out) -> dict:
     if splits["train"]["class_names"] != splits["test"]["class_names"]:
         raise ArtifactError(f"{d.root}: {d.train_dir}/ and {d.test_dir}/ hold different class folders")
     record = {"source": "imagenet", "root": str(d.root), "size": int(d.size), "splits": splits}
-    write_json(out, record)
+    write_json(out, record, artifact=True)
     return record

@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> dict:
     part = net.partition(model, cfg.model, int(cfg.data.size))
     fams = families_from_partition(model, part)
     summary = {**part.summary(), "families": [{"name": f.name, "groups": f.n} for f in fams]}
-    write_json(out, {"summary": summary, "partition": part.to_dict()})
+    write_json(out, {"summary": summary, "partition": part.to_dict()}, artifact=True)
     log.info(f"ZIG partition: {part.num_groups} groups in {len(fams)} families "
              f"({', '.join(f'{f.name}: {f.n}' for f in fams)}); {part.fixed_channels} fixed channels")
     return summary

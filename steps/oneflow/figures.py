@@ -4,12 +4,11 @@ idle fraction and peak in-flight micro-batches over (m, q), and one actor timeli
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from steps.core import plots
+from steps.core import metrics, plots
 
 KIND_COLOURS = {"all_reduce": "tab:blue", "reduce_scatter": "tab:orange", "all_gather": "tab:green",
                 "all_to_all": "tab:red", "p2p": "tab:purple"}
@@ -83,7 +82,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         plots.save(fig, figdir / "pipeline_idle_peak.png")
         out.append(("Pipeline: idle fraction and peak in-flight micro-batches over m and q", "figures/pipeline_idle_peak.png"))
         path = results_dir / "pipeline.json"
-        extra = json.loads(path.read_text()).get("extra", {}) if path.exists() else {}
+        extra = metrics.read(path).get("extra", {}) if path.exists() else {}
         tl = extra.get("timeline")
         if tl:
             fig, ax = plt.subplots(figsize=(9, 0.6 + 0.5 * len(tl["events_per_stage"])))

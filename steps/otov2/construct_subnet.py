@@ -15,12 +15,11 @@ from omegaconf import DictConfig
 
 from steps.core import checkpoint, metrics
 from steps.core.cli import need_io, run
-from steps.core.io import atomic_path
+from steps.core.io import save_torch
 from steps.core.progress import log
 
 
 def main(cfg: DictConfig) -> dict:
-    import torch
 
     from steps.nn import compression, zig
     from steps.otov2.common import all_runs, data, for_net, load_partition, model
@@ -41,8 +40,7 @@ def main(cfg: DictConfig) -> dict:
         diff = zig.max_abs_diff(net, compact, x)
         p_full = compression.count_params(net)["total"]
         p_comp = compression.count_params(compact)["total"]
-        with atomic_path(Path(models) / f"{name}_compact.pt") as tmp, open(tmp, "wb") as f:
-            torch.save(compact, f)
+        save_torch(Path(models) / f"{name}_compact.pt", compact)  # the whole module, sealed
         values[name] = {"max_abs_diff": diff, "removed_groups": int(zig.GroupIndex(net, part).zero_groups().sum()),
                         "params_full": p_full, "params_compact": p_comp}
         log.info(f"{name}: {p_full} → {p_comp} parameters, max |full − compact| = {diff:.2e}")

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from steps.core import checkpoint, metrics
 from steps.core.cli import need_io, run
-from steps.core.errors import ArtifactError
+from steps.core.io import load_torch
 from steps.core.progress import log
 
 
@@ -39,11 +39,7 @@ def main(cfg: DictConfig) -> dict:
         if net_name not in num_groups:
             num_groups[net_name] = load_partition(part_path, net_name).num_groups
         meta = checkpoint.load(Path(models) / f"{name}.pt", f"trained model {name}")["state"]["meta"]
-        path = Path(models) / f"{name}_compact.pt"
-        try:
-            compact = torch.load(path, weights_only=False)
-        except FileNotFoundError:
-            raise ArtifactError(f"compact model {path} is missing: run otov2_construct_subnet") from None
+        compact = load_torch(Path(models) / f"{name}_compact.pt", "compact model")  # seal and scale checked
         acc = accuracy(compact, xt, yt)
         account = compression.account(compact, example, latency_threads=1 if ev.latency else None)
         row = {

@@ -40,10 +40,10 @@ def main(cfg: DictConfig) -> dict:
                  f"{part.fixed_channels} fixed channels")
         parts[name], values[name] = part.to_dict(), v
     if nets(cfg) == [None]:
-        write_json(out, parts[None])
+        write_json(out, parts[None], artifact=True)
         values = values[None]
     else:
-        write_json(out, {"nets": parts})
+        write_json(out, {"nets": parts}, artifact=True)
     metrics.write(metrics_path, cfg, "partition", "the automatic ZIG partition of the model", values,
                   time.monotonic() - t0, "cpu")
     return values

@@ -117,7 +117,7 @@ def main(cfg: DictConfig) -> dict:
         results[task["name"]] = {"kind": task["kind"], **run_task(task, p, n, cfg.mc)}
         loop.log(m=float(np.mean(results[task["name"]]["m"])), k=task["k"])
     write_json(out, {"system": name, "p": p, "n": n, "config_hash": config_hash(cfg),
-                     "wall_time_s": round(time.monotonic() - t0, 3), "tasks": dict(results)})
+                     "wall_time_s": round(time.monotonic() - t0, 3), "tasks": dict(results)}, artifact=True)
     loop.finish()
     return {"tasks": len(todo)}
 

@@ -9,7 +9,6 @@ Inception-v3 features), CLIP score = mean cosine similarity of image and caption
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from steps.asd.full import data
 from steps.core import metrics, runtime
 from steps.core.cli import need_io, run
 from steps.core.errors import ArtifactError
+from steps.core.io import read_json
 from steps.core.progress import log
 from steps.instaflow.sd import scores
 
@@ -47,7 +47,7 @@ def main(cfg: DictConfig) -> dict:
         man = folder / "manifest.json"
         if not man.is_file():
             raise ArtifactError(f"{man} is missing; rerun asd_generate for arm {arm}")
-        manifest = json.loads(man.read_text())
+        manifest = read_json(man, "samples manifest")
         for key, rows in manifest["ratios"].items():
             fid.reset()
             sims = []

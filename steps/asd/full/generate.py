@@ -12,7 +12,6 @@ resumes: images already written are kept.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from omegaconf import DictConfig
 from steps.asd.full import data
 from steps.core import runtime
 from steps.core.cli import need_io, run
+from steps.core.io import write_json
 from steps.core.progress import Progress
 from steps.instaflow.sd import models
 from steps.instaflow.sd.data import noise
@@ -86,7 +86,7 @@ def main(cfg: DictConfig) -> dict:
             bar.update(len(idx))
         manifest["ratios"][key] = [{"index": i, "caption": captions[i], "file": f"{key}/{files[i].name}"} for i in range(n)]
     bar.close()
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_json(out / "manifest.json", manifest, artifact=True)  # atomic, with its provenance
     return {r: len(v) for r, v in manifest["ratios"].items()}
 
 

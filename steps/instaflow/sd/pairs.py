@@ -18,6 +18,7 @@ Shards are independent jobs (pairs.shards of them). A killed shard resumes from
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from steps.core import runtime
+from steps.core import checkpoint, runtime
 from steps.core.cli import need_io, run
 from steps.core.errors import ArtifactError, ConfigError
 from steps.core.io import load_npz, save_npz
@@ -76,16 +77,24 @@ def sampler(cfg: DictConfig, teacher, text: models.TextEncoder, prompts: data.Pr
 def write_shard(cfg: DictConfig, out, start: int, stop: int, shape: tuple, batch: int,
                 sample: Callable[[list[int]], torch.Tensor], desc: str, what: str) -> None:
     """Samples [start, stop) of a shard, `sample(indices)` → latents, batch by batch into `out`
-    (x1 float16, index): resumable from <out>.resume.npz (written every ckpt.every_s), refusing
-    non-finite latents (e.g. a bf16 overflow) rather than storing them."""
+    (x1 float16, index): resumable from <out>.resume.npz (written every ckpt.every_s) when that
+    file was written for the same config and inputs (steps.core.checkpoint.mismatch; else it is
+    set aside as <out>.resume.npz.stale), refusing non-finite latents (e.g. a bf16 overflow)
+    rather than storing them."""
     resume = Path(f"{out}.resume.npz")
     x1 = np.zeros((stop - start, *shape), dtype=np.float16)
     done = 0
+    ident = checkpoint.identity(cfg)
     if resume.exists():
         state = load_npz(resume, f"{desc} resume file")
-        done = int(state["done"])
-        x1[:done] = state["x1"][:done]
-        log.info(f"resuming {out} at sample {start + done}")
+        recorded = json.loads(str(state["identity"])) if "identity" in state else None
+        why = checkpoint.mismatch(recorded, ident)
+        if why is None:
+            done = int(state["done"])
+            x1[:done] = state["x1"][:done]
+            log.info(f"resuming {out} at sample {start + done}")
+        else:
+            log.info(f"not resuming {out} from {resume}: {why}; starting over (kept as {checkpoint.set_aside(resume).name})")
     bar = Progress(stop - start, desc, cfg.progress.every_s, initial=done)
     last = time.monotonic()
     while done < stop - start:
@@ -97,7 +106,7 @@ def write_shard(cfg: DictConfig, out, start: int, stop: int, shape: tuple, batch
         done += len(idx)
         bar.update(len(idx))
         if done < stop - start and time.monotonic() - last >= float(cfg.ckpt.every_s):
-            save_npz(resume, x1=x1, done=np.array(done))
+            save_npz(resume, x1=x1, done=np.array(done), identity=np.array(json.dumps(ident)))
             last = time.monotonic()
     bar.close()
     save_npz(out, x1=x1, index=np.arange(start, stop, dtype=np.int64))

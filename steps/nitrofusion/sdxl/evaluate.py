@@ -13,7 +13,6 @@ image of each variant as sample_coco5k measured it.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from omegaconf import DictConfig
 from steps.core import metrics, runtime
 from steps.core.cli import need_io, run
 from steps.core.errors import ArtifactError, ConfigError
-from steps.core.io import load_parquet, require
+from steps.core.io import load_parquet, read_json, require
 from steps.core.progress import log
 from steps.instaflow.sd import scores
 
@@ -54,7 +53,7 @@ def main(cfg: DictConfig) -> dict:
     timing: dict = {}
     for start in cfg.sample.shifted_timestep:
         folder = require(Path(paths["samples"]) / f"samples_{start}", f"samples of start {start}")
-        manifest = json.loads(require(folder / "manifest.json", "samples manifest").read_text())
+        manifest = read_json(folder / "manifest.json", "samples manifest")
         if int(manifest["n"]) < n:
             raise ArtifactError(f"{folder} holds {manifest['n']} images per variant, sample.n = {n}; rerun sample_coco5k")
         for name, info in manifest["variants"].items():

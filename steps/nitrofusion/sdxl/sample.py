@@ -14,7 +14,6 @@ timesteps, milliseconds per image). A killed job resumes: batches whose images e
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from omegaconf import DictConfig
 from steps.core import runtime, seeding
 from steps.core.cli import need_io, run
 from steps.core.errors import ConfigError
-from steps.core.io import load_parquet
+from steps.core.io import load_parquet, write_json
 from steps.core.progress import Progress, log
 from steps.instaflow.sd import data
 from steps.instaflow.sd.train import autocast
@@ -91,7 +90,7 @@ def main(cfg: DictConfig) -> dict:
             log.info(f"{start}/{name}: {n} images, timesteps {steps}" + (f", {ms:.1f} ms/image" if ms else " (resumed)"))
         del unet
     bar.close()
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    write_json(out / "manifest.json", manifest, artifact=True)  # atomic, with its provenance
     return {"variants": len(manifest["variants"])}
 
 

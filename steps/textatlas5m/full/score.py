@@ -106,7 +106,7 @@ def main(cfg: DictConfig) -> dict:
         res[sub] = {**ocr, "clip_score": float(torch.cat(res_clip).mean()), "fid": float(fid.compute())}
     prog.close()
     write_json(out, {"model": str(cfg.full.model), "subsets": res, "wall_s": time.monotonic() - t0, "device": rt.description,
-                     "ocr_engine": str(cfg.full.ocr.engine)})
+                     "ocr_engine": str(cfg.full.ocr.engine)}, artifact=True)
     return res
 
 
