@@ -102,10 +102,10 @@ def test_parse_summary():
 
 def test_paper_stage_versions_a_paper_per_directory():
     outs = ["data/p/x.npz", "models/p/m_s0.pt", "results/p/fid.json", "results/p/report.md", "results/p/report.json",
-            "results/p/curves/teacher_s0.csv"]
+            "results/p/summary.json", "results/p/curves/teacher_s0.csv"]
     st = dvc_sync.paper_stage("p", "smoke", outs, ["workflow/rules/p.smk"], figures=True)
     assert st["outs"] == ["data/p", "models/p", "results/p"]
-    assert st["metrics"] == ["results/p/fid.json", "results/p/report.json"]
+    assert st["metrics"] == ["results/p/summary.json"]  # the compact one: the others stay plain outputs
     assert st["plots"] == ["results/p/figures", "results/p/curves/teacher_s0.csv"]
     assert "params/p/smoke.yaml" in st["params"] and "params/p/base.yaml" in st["params"]
     assert {"steps/p", "workflow/rules/p.smk", "params/p/claims.yaml", "steps/core", "params/scale/smoke.yaml"} <= set(st["deps"])
@@ -125,13 +125,32 @@ def test_a_rules_file_belongs_to_the_longest_slug_that_fits():
 
 
 def test_render_is_valid_dvc_yaml():
-    st = dvc_sync.paper_stage("p", "mini", ["data/p/x", "results/p/a.json"], [], figures=False)
+    st = dvc_sync.paper_stage("p", "mini", ["data/p/x", "results/p/a.json", "results/p/summary.json"], [], figures=False)
     doc = yaml.safe_load(dvc_sync.render("mini", {"p": st, "index": dvc_sync.index_stage(["p"])}))
     assert doc["vars"] == [{"scale": "mini"}]
     assert doc["stages"]["p"]["params"] == [{"params/p/base.yaml": None}, {"params/p/mini.yaml": None}]
     assert doc["stages"]["p"]["outs"] == [{"data/p": {"persist": True}}, {"results/p": {"persist": True}}]
     assert doc["stages"]["index"]["outs"] == ["results/index.md"]
-    assert doc["metrics"] == ["results/p/a.json"] and "plots" not in doc
+    assert doc["metrics"] == ["results/p/summary.json"] and "plots" not in doc
+
+
+def test_the_dvc_metric_is_the_headline_and_the_verdict_counts(tmp_path):
+    """results/<paper>/summary.json (steps.core.report.dvc_metric): one short row per paper."""
+    from omegaconf import OmegaConf
+
+    from steps.core import report
+
+    record = {"paper": "instaflow", "scale": "mini", "metric": "fid", "description": "d", "seeds": [0, 1],
+              "values": {"one_step": {"instaflow_long": {"mean": 12.5, "std": 0.5, "per_seed": [12.0, 13.0]}}},
+              "config_hash": "0" * 16, "git_revision": "x", "wall_time_s": 1.0, "device": "cpu"}
+    (tmp_path / "fid.json").write_text(json.dumps(record))
+    cfg = OmegaConf.create({"paper": "instaflow", "scale": "mini"})  # headline: fid.one_step.instaflow_long
+    summary = {"claims": {"stated": 4, "holds": 2, "fails": 1, "not_testable_here": 1}, "verdicts": [{"id": "c"}]}
+    assert report.dvc_metric(cfg, tmp_path, summary) == {
+        "scale": "mini", "headline": 12.5, "headline_std": 0.5,
+        "claims": {"stated": 4, "holds": 2, "fails": 1, "not_run": 0, "not_testable": 1}}
+    (tmp_path / "fid.json").unlink()  # not run yet: no headline
+    assert report.dvc_metric(cfg, tmp_path, summary)["headline"] is None
 
 
 # ---------------------------------------------------------------- provenance
@@ -246,8 +265,11 @@ def test_repro_then_repro_and_snakemake_run_nothing(origin, outputs):
     (origin / "steps" / "core" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
     assert "up to date" in dvc(origin, "status").stdout
     files = json.loads(dvc(origin, "metrics", "show", "--json").stdout)[""]["data"]  # the workspace
-    assert {f"results/instaflow/{m}.json" for m in ("fid", "straightness", "prompt_acc", "sampling_time", "report")} <= set(files)
-    assert files["results/instaflow/fid.json"]["data"]["scale"] == "smoke"
+    assert set(files) == {"results/instaflow/summary.json"}  # the one compact metric of the paper
+    summary = files["results/instaflow/summary.json"]["data"]
+    assert summary["scale"] == "smoke" and summary["headline"] == one_step_fid(origin)["instaflow_long"]["mean"]
+    files = json.loads(dvc(origin, "metrics", "show", "--json", "results/instaflow/fid.json").stdout)[""]["data"]
+    assert files["results/instaflow/fid.json"]["data"]["scale"] == "smoke"  # a plain output, read when named
     plots = dvc(origin, "plots", "show", "--json", "-o", str(origin.parent / "plots")).stdout
     assert "fid_vs_steps.png" in plots
 
@@ -269,7 +291,10 @@ def test_clone_pull_sync_then_a_param_change_and_experiments(origin, outputs, tm
     assert arg == "params/instaflow/base.yaml:distill.lr=0.001"
     res = dvc(work, "exp", "run", "-n", "ws", "-S", arg, timeout=300)
     assert ran_rules(res) == {"instaflow_distill", "instaflow_evaluate", "report", "index"}, res.stdout[-3000:]
-    diff = json.loads(dvc(work, "metrics", "diff", "--json").stdout)["results/instaflow/fid.json"]
+    diff = json.loads(dvc(work, "metrics", "diff", "--json").stdout)["results/instaflow/summary.json"]
+    assert diff["headline"]["diff"] != 0 and "claims.stated" not in diff  # only what changed
+    diff = json.loads(dvc(work, "metrics", "diff", "--json", "--targets", "results/instaflow/fid.json").stdout)
+    diff = diff["results/instaflow/fid.json"]
     assert diff["values.one_step.instaflow_long.mean"]["diff"] != 0
     assert "values.one_step.rf2.mean" not in diff  # the teacher and reflow were not retrained
     lr = json.loads(dvc(work, "params", "diff", "--json").stdout)["params/instaflow/base.yaml"]["distill.lr"]
@@ -290,8 +315,8 @@ def test_clone_pull_sync_then_a_param_change_and_experiments(origin, outputs, tm
     for rev in json.loads(dvc(work, "exp", "show", "--json").stdout):
         for e in rev.get("experiments") or []:
             run = e["revs"][0]
-            got[run["name"]] = run["data"]["metrics"]["results/instaflow/fid.json"]["data"]["values"]["one_step"]
-    assert set(got) == {"ws", "tmp"} and got["ws"] == got["tmp"] != one_step_fid(work)
+            got[run["name"]] = run["data"]["metrics"]["results/instaflow/summary.json"]["data"]["headline"]
+    assert set(got) == {"ws", "tmp"} and got["ws"] == got["tmp"] != one_step_fid(work)["instaflow_long"]["mean"]
 
 
 @pytest.mark.timeout(420)

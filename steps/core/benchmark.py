@@ -2,18 +2,22 @@
 time spent outside the steps' own work (process start-up, imports, config, scheduling).
 
     python -m steps.core.benchmark instaflow --scale mini --cores 2
-    python -m steps.core.benchmark instaflow --summarize .   # an existing run's benchmarks/
+    python -m steps.core.benchmark --summarize .             # the last run of every paper here
+    python -m steps.core.benchmark instaflow --summarize .   # of one paper
 
 It runs `snakemake -c <cores> <paper> --config scale=<scale>` in a fresh copy of the
 checkout (your own data/, models/ and results/ are untouched), then reads Snakemake's per-job
 benchmark files (wall time, max RSS) and each step's `done: work X s` log line. Writes a JSON
 file and prints a table. A benchmark, not a test: nothing here asserts a time.
+`--summarize DIR` reads the benchmark files an earlier run left in DIR instead, at the scale
+that run used (`run_scale`), and writes DIR/benchmarks/<paper>_<scale>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -47,6 +51,30 @@ def union_length(intervals: list[tuple[float, float]]) -> float:
             total += b - max(a, end)
             end = b
     return total
+
+
+def run_scale(workdir: Path, paper: str) -> str | None:
+    """The scale the paper's outputs in `workdir` were built at: its scale stamp
+    data/<paper>/scale.txt (rule scale_stamp, which every rule of the paper reads), else the
+    `scale` every metrics file results/<paper>/*.json records (when they agree); None if neither
+    says."""
+    stamp = workdir / "data" / paper / "scale.txt"
+    if stamp.is_file() and stamp.read_text().strip():
+        return stamp.read_text().strip()
+    found = set()
+    for f in sorted((workdir / "results" / paper).glob("*.json")):
+        try:
+            found.add(json.loads(f.read_text()).get("scale"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    found.discard(None)
+    return found.pop() if len(found) == 1 else None
+
+
+def benchmarked_papers(workdir: Path) -> list[str]:
+    """The papers with Snakemake benchmark files in workdir/benchmarks/<paper>/."""
+    base = workdir / "benchmarks"
+    return sorted(d.name for d in base.iterdir() if d.is_dir() and any(d.glob("*.tsv"))) if base.is_dir() else []
 
 
 def summarize(workdir: Path, paper: str, dag_wall_s: float | None) -> dict:
@@ -103,32 +131,57 @@ def _f(v, nd=2):
     return "—" if v is None else f"{v:.{nd}f}"
 
 
+def summarize_existing(workdir: Path, papers: list[str], scale: str | None, out: str | None) -> None:
+    """--summarize: each paper's last run in `workdir`, labelled with the scale it used."""
+    if not papers:
+        sys.exit(f"error: no benchmark files in {workdir / 'benchmarks'}/<paper>/: run a paper there first")
+    if out and len(papers) > 1:
+        sys.exit("error: --out names one file: name one paper too")
+    for paper in papers:
+        if not list((workdir / "benchmarks" / paper).glob("*.tsv")):
+            sys.exit(f"error: no benchmark files in {workdir / 'benchmarks' / paper}: run {paper} there first")
+        used = run_scale(workdir, paper)
+        if scale and used and scale != used:
+            sys.exit(f"error: the run of {paper} in {workdir} is at {used} scale, not {scale}")
+        s = summarize(workdir, paper, None)
+        s.update(scale=used or scale)
+        path = Path(out or workdir / "benchmarks" / f"{paper}_{s['scale'] or 'unknown'}.json")
+        write_json(path, s)
+        print(f"## {paper}, {s['scale'] or 'unknown'} scale\n\n{table(s)}\n")
+        print(f"written {path}", file=sys.stderr)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("paper")
-    ap.add_argument("--scale", default="mini", choices=["smoke", "mini", "full"])
+    ap.add_argument("paper", nargs="?", help="the paper (with --summarize: default every paper that has run in DIR)")
+    ap.add_argument("--scale", choices=["smoke", "mini", "full"],
+                    help="default mini; with --summarize, the scale the run used (read from DIR)")
     ap.add_argument("--cores", default="2")
     ap.add_argument("--out", help="JSON output (default benchmarks/<paper>_<scale>.json)")
     ap.add_argument("--summarize", metavar="DIR", help="only summarize an existing run in DIR")
     ap.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     a = ap.parse_args(argv)
-    out = Path(a.out or repo_root() / "benchmarks" / f"{a.paper}_{a.scale}.json")
     if a.summarize:
-        s = summarize(Path(a.summarize), a.paper, None)
-    else:
-        work = Path(tempfile.mkdtemp(prefix=f"paperzoo-bench-{a.paper}-"))
-        copy_checkout(work)
-        cmd = [str(Path(sys.executable).with_name("snakemake")), "-c", a.cores, a.paper, "--config", f"scale={a.scale}"]
-        print(f"running {' '.join(cmd)} in {work}", file=sys.stderr)
-        t0 = time.monotonic()
-        res = subprocess.run(cmd, cwd=work)
-        wall = time.monotonic() - t0
-        if res.returncode != 0:
-            sys.exit(f"error: the run failed (exit {res.returncode}); its logs are in {work}/logs")
-        s = summarize(work, a.paper, wall)
-        s.update(scale=a.scale, cores=a.cores)
-        if not a.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        workdir = Path(a.summarize)
+        summarize_existing(workdir, [a.paper] if a.paper else benchmarked_papers(workdir), a.scale, a.out)
+        return
+    if not a.paper:
+        ap.error("name the paper to benchmark (or --summarize DIR)")
+    scale = a.scale or "mini"
+    out = Path(a.out or repo_root() / "benchmarks" / f"{a.paper}_{scale}.json")
+    work = Path(tempfile.mkdtemp(prefix=f"paperzoo-bench-{a.paper}-"))
+    copy_checkout(work)
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-c", a.cores, a.paper, "--config", f"scale={scale}"]
+    print(f"running {' '.join(cmd)} in {work}", file=sys.stderr)
+    t0 = time.monotonic()
+    res = subprocess.run(cmd, cwd=work)
+    wall = time.monotonic() - t0
+    if res.returncode != 0:
+        sys.exit(f"error: the run failed (exit {res.returncode}); its logs are in {work}/logs")
+    s = summarize(work, a.paper, wall)
+    s.update(scale=scale, cores=a.cores)
+    if not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
     write_json(out, s)
     print(table(s))
     print(f"\nwritten {out}", file=sys.stderr)

@@ -55,6 +55,8 @@ SHARED_DEPS = (
     "steps/data",
     "params/config.yaml",
 )
+# Each paper's DVC metric, under results/<paper>/ (written by steps.core.report.dvc_metric).
+METRIC = "summary.json"
 # An output's mtime may differ from the mtime Snakemake recorded by float rounding only.
 MTIME_TOLERANCE_S = 1e-3
 HEADER = """\
@@ -137,8 +139,11 @@ def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequ
     """The DVC stage of a paper from its DAG's outputs: data/<paper>, models/<paper> and
     results/<paper> as directories (DVC rewrites a single-file output on every commit, which
     would hide from Snakemake whether it wrote the file; it leaves a directory's files alone),
-    results/<paper>/*.json as top-level metrics, the figures and results/<paper>/*.csv|tsv as
-    top-level plots.
+    results/<paper>/summary.json as the top-level metric, the figures and results/<paper>/*.csv|tsv
+    as top-level plots. Only the report's compact summary is a DVC metric (METRIC): DVC flattens
+    every metric into columns, and the papers' full metrics files made `dvc metrics show` print
+    rows thousands of characters wide. They stay plain outputs, which `dvc metrics show <file>`
+    and `dvc metrics diff --targets <file>` still read.
     Everything persists: Snakemake, not DVC, decides what to redo.
     Outputs of the registered papers `others` that the DAG builds on (e.g. InstaFlow's teacher,
     consumed by NitroFusion through declared inputs) are that paper's stage outputs: their
@@ -160,7 +165,7 @@ def paper_stage(paper: str, scale: str, outputs: Iterable[str], rule_files: Sequ
                  *sorted({f"steps/{d.split('/')[1]}" for d in borrowed}), *borrowed],
         "params": [f"params/{paper}/base.yaml", f"params/{paper}/{scale}.yaml"],
         "outs": [d for d in dirs if any(o.startswith(d + "/") for o in outputs)],
-        "metrics": [o for o in outputs if o.startswith(res) and o.endswith(".json")],
+        "metrics": [o for o in outputs if o == res + METRIC],
         # the report's figures (image plots), and any table the DAG writes (a training curve)
         "plots": ([f"{res}figures"] if figures else [])
         + [o for o in outputs if o.startswith(res) and o.endswith((".csv", ".tsv"))],

@@ -229,12 +229,39 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     return "\n".join(lines), summary
 
 
+def dvc_metric(cfg: DictConfig, results_dir: Path, summary: dict) -> dict:
+    """results/<paper>/summary.json, the paper's one DVC metric (dvc.yaml, steps.core.dvc_sync):
+    small, so that `dvc metrics show` prints one short row per paper and `dvc metrics diff` one
+    line per change. It holds the scale, the headline as a number (`headline`, with
+    `headline_std` where it is a mean over seeds) and the claims' verdict counts. Labels, titles
+    and each verdict stay in report.json; the wall time is left out, as it differs on every run."""
+    head = claimslib.load(repo_root() / "params" / cfg.paper / "claims.yaml")["headline"]["value"]
+    if isinstance(head, dict):  # a path per scale, as `ours` reads it
+        head = head.get(cfg.scale) or head.get("mini" if cfg.scale == "smoke" else "")
+    node = None
+    if head:
+        name, *keys = head.split(".")
+        node = metricslib.read(results_dir / f"{name}.json")["values"] if (results_dir / f"{name}.json").exists() else None
+        for k in keys:
+            node = node.get(k) if isinstance(node, dict) else None
+    out: dict = {"scale": cfg.scale}
+    if isinstance(node, dict) and isinstance(node.get("mean"), int | float):
+        out["headline"], out["headline_std"] = node["mean"], node.get("std")
+    else:
+        out["headline"] = node if isinstance(node, int | float) else None
+    counts = summary["claims"]
+    out["claims"] = {"stated": counts["stated"], "holds": counts.get("holds", 0), "fails": counts.get("fails", 0),
+                     "not_run": counts.get("not_run", 0), "not_testable": counts.get("not_testable_here", 0)}
+    return out
+
+
 def main(cfg: DictConfig) -> dict:
     (results,) = need_io(cfg, "results")
     results_dir = Path(results)
     text, summary = build(cfg, results_dir)
     write_text(results_dir / "report.md", text)
     write_json(results_dir / "report.json", summary)
+    write_json(results_dir / "summary.json", dvc_metric(cfg, results_dir, summary))
     return summary
 
 

@@ -21,7 +21,8 @@ rule scale_stamp:
 
 
 rule report:
-    """results/<paper>/report.md: the paper's numbers beside ours, every claim's verdict, figures."""
+    """results/<paper>/report.md: the paper's numbers beside ours, every claim's verdict, figures;
+    report.json (the index reads it) and summary.json (the paper's DVC metric)."""
     input:
         code("steps.core.report"),
         metrics=lambda w: [f"results/{w.paper}/{m}.json" for m in CFG[w.paper].report.metrics],
@@ -30,6 +31,7 @@ rule report:
     output:
         md="results/{paper}/report.md",
         summary="results/{paper}/report.json",
+        dvc_metric="results/{paper}/summary.json",
     params:
         trigger=lambda w: trigger_value(w.paper, "report"),
         args=lambda w: step_args_value(w.paper, "report"),
