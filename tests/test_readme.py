@@ -111,6 +111,13 @@ NOT_RUN = {
     "dvc gc --all-branches --all-tags --cloud -r storage": "deletes from a shared remote, after asking",
     "python -m steps.core.benchmark instaflow --scale mini --cores 2": "runs InstaFlow at mini from scratch: minutes "
                                                                       "(its `--summarize .` is run here)",
+    "bash scripts/gpu_check.sh": "needs a CUDA GPU (its --device cpu --tiny mode: tests/test_gpu_check.py)",
+    "bash scripts/gpu_check.sh --quick": "needs a CUDA GPU (its --device cpu --tiny mode: tests/test_gpu_check.py)",
+    'python -m steps.core.new_paper star_adore --family "retrieval and RAG" --title "Optimizing Dense Retrieval '
+    'Model Training with Hard Negatives" --arxiv 2104.08051':
+        "adds a paper to the checkout (the same command on another slug, then its tests: tests/test_new_paper.py)",
+    "snakemake -c2 star_adore --config scale=smoke": "needs the paper the command above adds (tests/test_new_paper.py "
+                                                      "runs a scaffolded paper's smoke DAG)",
 }
 
 
