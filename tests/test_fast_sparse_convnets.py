@@ -46,6 +46,42 @@ def test_every_kernel_equals_the_dense_product(kind, cout, cin, hw, strip):
         np.testing.assert_allclose(y, ref, atol=1e-4, rtol=0)
 
 
+def one_weight_per_pass(rowptr, cols, vals, bias, x, strip, lo, hi):
+    """The CSR loop nest taking one weight per pass over the strip (the kernels before unrolling),
+    compiled with the kernels' flags."""
+    from numba import njit
+
+    @njit(**kernels._JIT)
+    def run(rowptr, cols, vals, bias, x, y, strip, lo, hi):
+        hw = x.shape[1]
+        xf, yf = x.ravel(), y.ravel()
+        acc = np.empty(strip, np.float32)
+        for s0 in range(0, hw, strip):
+            n = min(strip, hw - s0)
+            for o in range(rowptr.shape[0] - 1):
+                acc[:n] = bias[o]
+                for j in range(rowptr[o], rowptr[o + 1]):
+                    w, xs = vals[j], xf[cols[j] * hw + s0:cols[j] * hw + s0 + n]
+                    for q in range(n):
+                        acc[q] += w * xs[q]
+                for q in range(n):
+                    yf[o * hw + s0 + q] = min(max(acc[q], lo), hi)
+
+    y = np.empty((len(rowptr) - 1, x.shape[1]), np.float32)
+    run(rowptr, cols, vals, bias, x, y, strip, lo, hi)
+    return y
+
+
+@pytest.mark.parametrize("strip", [128, 7])
+def test_unrolled_csr_adds_in_the_same_order_bit_for_bit(strip):
+    rng = np.random.default_rng(strip)
+    w = sparse_matrix(rng, 36, 50, 0.6)
+    x = rng.standard_normal((50, 130)).astype(np.float32)
+    b = rng.standard_normal(36).astype(np.float32)
+    ref = one_weight_per_pass(*kernels.to_csr(w), b, x, strip, -2.0, 2.0)
+    assert np.array_equal(kernels.Conv1x1(w, b, "csr", strip, -2.0, 2.0)(x), ref)
+
+
 def test_packing_round_trips_and_blocks_span_four_rows():
     rng = np.random.default_rng(0)
     w = sparse_matrix(rng, 10, 9, 0.7)

@@ -93,6 +93,66 @@ def test_mix64_vectorised_matches_scalar():
     assert [int(v) for v in mix64(keys, 99)] == [_mix_scalar(int(k), 99) for k in keys]
 
 
+def plain_cuckoo(keys, vals, cap: int, max_kicks: int, seed: int):
+    """The cuckoo insert written out in Python (T0 first, evict to the other table, grow at load
+    0.5 or on a cycle with fresh salts): the reference the compiled insert path must equal."""
+    from steps.nn.cuckoo import _mix_scalar
+
+    st = {"cap": cap, "rehashes": 0, "size": 0}
+
+    def alloc(c):
+        st["cap"], st["keys"], st["vals"] = c, np.full((2, c), -1, np.int64), np.zeros((2, c), np.int64)
+        st["salts"] = [int(s) for s in np.random.default_rng([seed, st["rehashes"]]).integers(1, 2**62, size=2)]
+
+    def place(k, v):
+        t = 0
+        for _ in range(max_kicks + 1):
+            s = _mix_scalar(k, st["salts"][t]) & (st["cap"] - 1)
+            old = (int(st["keys"][t, s]), int(st["vals"][t, s]))
+            st["keys"][t, s], st["vals"][t, s] = k, v
+            if old[0] == -1:
+                return None
+            (k, v), t = old, 1 - t
+        return k, v
+
+    def rebuild(c, extra):
+        live = st["keys"] != -1
+        entries = list(zip(st["keys"][live].tolist(), st["vals"][live].tolist(), strict=True)) + extra
+        while True:
+            st["rehashes"] += 1
+            alloc(c)
+            if all(place(k, v) is None for k, v in entries):
+                return
+            c *= 2
+
+    alloc(cap)
+    for k, v in zip(keys.tolist(), vals.tolist(), strict=True):
+        hit = [(t, s) for t in (0, 1) for s in [_mix_scalar(k, st["salts"][t]) & (st["cap"] - 1)] if st["keys"][t, s] == k]
+        if hit:
+            st["vals"][hit[0]] = v
+            continue
+        if st["size"] + 1 > 0.5 * 2 * st["cap"]:
+            rebuild(st["cap"] * 2, [])
+        homeless = place(k, v)
+        if homeless is not None:
+            rebuild(st["cap"] * 2, [homeless])
+        st["size"] += 1
+    return st
+
+
+@pytest.mark.parametrize("max_kicks", [500, 2, 0])
+def test_compiled_insert_builds_the_same_tables_as_the_plain_algorithm(max_kicks):
+    rng = np.random.default_rng(max_kicks)
+    keys = rng.integers(0, 2**62, 3000)
+    keys[2000:2050] = keys[:50]  # repeated keys overwrite their value
+    m = CuckooHashMap(capacity=16, max_kicks=max_kicks, seed=5)
+    m.insert_many(keys, np.arange(len(keys)))
+    ref = plain_cuckoo(keys, np.arange(len(keys)), 16, max_kicks, 5)
+    assert np.array_equal(m.keys, ref["keys"]) and np.array_equal(m.vals, ref["vals"])
+    assert (m.cap, m.rehashes, m.size, m.salts) == (ref["cap"], ref["rehashes"], ref["size"], ref["salts"])
+    assert np.array_equal(m.get(keys[2050:]), np.arange(2050, 3000))
+
+
 def test_frequency_filter_admits_after_min_count_with_zero_embedding_before():
     t = CollisionlessTable(dim=3, seed=0, min_count=3)
     k = np.array([7], dtype=np.int64)

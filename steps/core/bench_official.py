@@ -25,6 +25,7 @@ here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -68,24 +69,98 @@ class Case:
     notes: list[str] = field(default_factory=list)
 
 
-def load_official(module: str, path: str | None, min_version: str | None = None):
+def load_official(module: str, path: str | None, min_version: str | None = None, below: str | None = None):
     """(module, None) when `module` imports (from `path`, put first on sys.path, if given), else
-    (None, reason). `min_version` is checked against the installed distribution's version."""
+    (None, reason). The distribution's version must be ≥ `min_version` and < `below` (when
+    given). run_papers forgets the modules loaded from `path` once the paper's cases ran, so two
+    papers can use two versions of one package."""
     if path:
-        p = str(Path(path).expanduser().resolve())
-        if not Path(p).is_dir():
+        if not Path(path).expanduser().is_dir():
             return None, f"--official path {path} is not a folder"
-        if p not in sys.path:
-            sys.path.insert(0, p)
+        add_path(path)
+        for name in [n for n in sys.modules if n == module or n.startswith(module + ".")]:
+            del sys.modules[name]  # another version, imported for an earlier paper
     try:
         mod = importlib.import_module(module)
     except Exception as e:  # noqa: BLE001 -- any failure to import means: absent here
         return None, f"{module} does not import ({e.__class__.__name__}: {e})"
-    if min_version:
-        have = distribution_version(module, mod)
-        if have is not None and _vtuple(have) < _vtuple(min_version):
-            return None, f"{module} {have} is installed; this case needs >= {min_version}"
+    have = distribution_version(module, mod)
+    if have is not None and ((min_version and _vtuple(have) < _vtuple(min_version)) or (below and _vtuple(have) >= _vtuple(below))):
+        want = " and ".join(filter(None, [min_version and f">= {min_version}", below and f"< {below}"]))
+        return None, f"{module} {have} is what imports; this case needs {want}"
     return mod, None
+
+
+_ADDED_PATHS: list[str] = []
+
+
+def add_path(path: str | Path) -> None:
+    """Put a folder first on sys.path until forget_official()."""
+    p = str(Path(path).expanduser().resolve())
+    if p not in sys.path:
+        sys.path.insert(0, p)
+        _ADDED_PATHS.append(p)
+
+
+def forget_official() -> None:
+    """Drop the sys.path entries load_official added (and those the official code added under
+    them: some packages append their own folder) and the modules imported from them."""
+    under = tuple(p + os.sep for p in _ADDED_PATHS)
+    if under:
+        for name, m in list(sys.modules.items()):
+            if (getattr(m, "__file__", None) or "").startswith(under):
+                del sys.modules[name]
+        sys.path[:] = [e for e in sys.path if e not in _ADDED_PATHS and not e.startswith(under)]
+    _ADDED_PATHS.clear()
+
+
+# ------------------------------------------------------------------------------------------------
+# Shims for official code written for older torch (ours, applied outside the official package).
+
+def install_torch_aliases() -> None:
+    """Module aliases for the TorchScript ONNX internals that torch ≥ 2.9 moved (no-op where
+    they are still in place)."""
+    import torch.onnx
+
+    try:
+        import torch.onnx._globals  # noqa: F401
+        return
+    except ImportError:
+        pass
+    try:
+        from torch.onnx._internal.torchscript_exporter import _globals, symbolic_helper, utils
+    except ImportError:
+        return
+    sys.modules["torch.onnx._globals"] = _globals
+    if not hasattr(torch.onnx, "symbolic_helper"):
+        torch.onnx.symbolic_helper = symbolic_helper
+        sys.modules["torch.onnx.symbolic_helper"] = symbolic_helper
+    if not hasattr(torch.onnx, "_optimize_graph"):
+        torch.onnx._optimize_graph = utils._optimize_graph
+
+
+@contextlib.contextmanager
+def cuda_calls_stay_put():
+    """`Tensor.cuda()` returns the tensor itself while inside, where CUDA is unavailable."""
+    import torch
+
+    if torch.cuda.is_available():
+        yield
+        return
+    saved = torch.Tensor.cuda
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    try:
+        yield
+    finally:
+        torch.Tensor.cuda = saved
+
+
+def seeded_batches(steps: int, batch: int, shape: tuple[int, ...], classes: int, seed: int = 0) -> list:
+    """`steps` (x, y) minibatches of standard-normal inputs and uniform labels, seeded."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(batch, *shape, generator=g), torch.randint(0, classes, (batch,), generator=g)) for _ in range(steps)]
 
 
 def distribution_version(module: str, mod=None) -> str | None:
@@ -205,6 +280,7 @@ def run_papers(papers: list[str], official: dict[str, str], repeat: int, warmup:
                 log(f"{paper}/{case.name}: ours {fmt_s(row['ours']['median_s'])}, official "
                     f"{fmt_s(row['official']['median_s'])}, ratio {row['ratio_median']:.2f}")
             rows.append(row)
+        forget_official()
     return {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "threads": threads,
             "repeat": repeat, "warmup": warmup, "loadavg_before": list(load_before),
             "loadavg_after": list(os.getloadavg()), "rows": rows}
@@ -249,4 +325,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    # Through the imported module, so that the paper modules and this CLI share one state
+    # (`python -m` runs this file as __main__, a second copy of the module).
+    from steps.core import bench_official
+
+    bench_official.main()

@@ -28,59 +28,24 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 
 import torch
 
-from steps.core.bench_official import Arm, Case, distribution_version, load_official
+from steps.core.bench_official import (
+    Arm,
+    Case,
+    cuda_calls_stay_put,
+    distribution_version,
+    install_torch_aliases,
+    load_official,
+    seeded_batches,
+)
 
 WIDTHS = (16, 32, 32)
 SIZE, BATCH, STEPS = 14, 128, 24
 LR, MOMENTUM, WD = 0.1, 0.9, 5e-4
 TARGET, START, PRUNING_STEPS, PERIODS = 0.7, 4, 15, 3
 SEED = 0
-
-
-def install_torch_aliases() -> None:
-    """Module aliases for the TorchScript ONNX internals that torch ≥ 2.9 moved (no-op where
-    they are still in place)."""
-    import torch.onnx
-
-    try:
-        import torch.onnx._globals  # noqa: F401
-        return
-    except ImportError:
-        pass
-    try:
-        from torch.onnx._internal.torchscript_exporter import _globals, symbolic_helper, utils
-    except ImportError:
-        return
-    sys.modules["torch.onnx._globals"] = _globals
-    if not hasattr(torch.onnx, "symbolic_helper"):
-        torch.onnx.symbolic_helper = symbolic_helper
-        sys.modules["torch.onnx.symbolic_helper"] = symbolic_helper
-    if not hasattr(torch.onnx, "_optimize_graph"):
-        torch.onnx._optimize_graph = utils._optimize_graph
-
-
-@contextlib.contextmanager
-def cuda_calls_stay_put():
-    """`Tensor.cuda()` returns the tensor itself while inside, where CUDA is unavailable."""
-    if torch.cuda.is_available():
-        yield
-        return
-    saved = torch.Tensor.cuda
-    torch.Tensor.cuda = lambda self, *a, **k: self
-    try:
-        yield
-    finally:
-        torch.Tensor.cuda = saved
-
-
-def data() -> list[tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(SEED)
-    return [(torch.randn(BATCH, 1, SIZE, SIZE, generator=g), torch.randint(0, 10, (BATCH,), generator=g))
-            for _ in range(STEPS)]
 
 
 def new_model():
@@ -188,7 +153,7 @@ def cases(official_path: str | None = None) -> list[Case]:
     with cuda_calls_stay_put(), contextlib.redirect_stdout(None):
         mod, why = load_official("only_train_once", official_path, min_version="3.0")
     name = f"only_train_once {distribution_version('only_train_once', mod) if mod else '≥ 3'} HESSO"
-    batches = data()
+    batches = seeded_batches(STEPS, BATCH, (1, SIZE, SIZE), 10, SEED)
     part = zig.partition(new_model(), torch.zeros(1, 1, SIZE, SIZE))
     config = (f"DemoResNet {WIDTHS}, {part.num_groups} ZIGs, batch {BATCH} of {SIZE}×{SIZE}, {STEPS} SGD steps, "
               f"target {TARGET} from step {START} over {PRUNING_STEPS} steps in {PERIODS} periods, 1 thread")
