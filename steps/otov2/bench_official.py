@@ -10,7 +10,8 @@ Configuration (mini's network, batch and DHSPG settings, a shortened schedule): 
 (16, 32, 32) on 14×14 inputs, batch 128, SGD lr 0.1, momentum 0.9, weight decay 1e-4, target
 group sparsity 0.7 with tolerance 0.1, λ 0.02, amplify 1.1, λ̂ coefficient 10, ε 0, partition at
 step 4, half-space projection from step 10, 24 steps; the penalty stops once the target is
-reached (the official behaviour; stop_at_target). One timed run = the 24 training steps.
+reached (the official behaviour; stop_at_target). One timed run = the 24 training steps; a
+second case times the optimizer alone (24 steps on the first batch's gradients).
 
 Shims (ours, outside the package): the TorchScript ONNX aliases and the `.cuda()` no-op of
 steps.core.bench_official, and the package's own folder on sys.path — only_train_once 2.x
@@ -55,36 +56,45 @@ def new_model():
     return DemoResNet(WIDTHS, 1, 10)
 
 
-def train(model, opt, batches, set_lr=None) -> list[torch.Tensor]:
-    """The shared loop; returns the parameters as they were before the partition step."""
+def train(model, opt, batches, fixed_grads: bool) -> list[torch.Tensor]:
+    """The shared loop; returns the parameters as they were before the partition step.
+    fixed_grads: optimizer steps only, on the gradients already in p.grad."""
     snap = []
     for step, (x, y) in enumerate(batches):
         if step == PARTITION:
             snap = [p.detach().clone() for p in model.parameters()]
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
+        if not fixed_grads:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
         opt.step()
     return snap
 
 
-def ours_arm(batches, part) -> Arm:
+def _grads_once(model, batch) -> None:
+    x, y = batch
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+
+
+def ours_arm(batches, part, fixed_grads: bool = False) -> Arm:
     from steps.nn.dhspg import DHSPG
 
     def setup():
         model = new_model().train()
+        if fixed_grads:
+            _grads_once(model, batches[0])
         return model, DHSPG(model, part, lr=LR, momentum=MOMENTUM, weight_decay=WD, target_sparsity=TARGET,
                             tolerance=TOLERANCE, lmbda=LMBDA, lmbda_amplify=AMPLIFY, hat_lmbda_coeff=HAT,
                             epsilon=EPSILON, partition_step=PARTITION, hsp_start_step=HSP, stop_at_target=True)
 
     def run(state):
         model, opt = state
-        return {"model": model, "at_partition": train(model, opt, batches)}
+        return {"model": model, "at_partition": train(model, opt, batches, fixed_grads)}
 
     return Arm(setup, run)
 
 
-def official_arm(oto_mod, batches) -> Arm:
+def official_arm(oto_mod, batches, fixed_grads: bool = False) -> Arm:
     def setup():
         model = new_model()
         with cuda_calls_stay_put(), contextlib.redirect_stdout(None):  # the package prints as it traces
@@ -92,12 +102,15 @@ def official_arm(oto_mod, batches) -> Arm:
             opt = oto.dhspg(variant="sgd", lr=LR, lmbda=LMBDA, lmbda_amplify=AMPLIFY, hat_lmbda_coeff=HAT, epsilon=EPSILON,
                             weight_decay=WD, first_momentum=MOMENTUM, target_group_sparsity=TARGET,
                             tolerance_group_sparsity=TOLERANCE, partition_step=PARTITION, half_space_project_steps=HSP)
-        return model.train(), opt  # the graph tracer left the model in eval mode
+        model.train()  # the graph tracer left the model in eval mode
+        if fixed_grads:
+            _grads_once(model, batches[0])
+        return model, opt
 
     def run(state):
         model, opt = state
         with cuda_calls_stay_put(), contextlib.redirect_stdout(None):
-            return {"model": model, "at_partition": train(model, opt, batches)}
+            return {"model": model, "at_partition": train(model, opt, batches, fixed_grads)}
 
     return Arm(setup, run)
 
@@ -140,5 +153,7 @@ def cases(official_path: str | None = None) -> list[Case]:
     config = (f"DemoResNet {WIDTHS}, {part.num_groups} ZIGs, batch {BATCH} of {SIZE}×{SIZE}, {STEPS} SGD steps, "
               f"target {TARGET} (+{TOLERANCE}), λ {LMBDA}, partition at step {PARTITION}, projection from {HSP}, 1 thread")
     name = f"only_train_once {distribution_version('only_train_once', mod) if mod else '2.x'} DHSPG"
-    return [Case("otov2", "DHSPG training steps", config, name, ours_arm(batches, part),
-                 official_arm(mod, batches) if mod is not None else None, skip=why, check=check_with(part))]
+    return [Case("otov2", label, config + what, name, ours_arm(batches, part, fixed),
+                 official_arm(mod, batches, fixed) if mod is not None else None, skip=why, check=check_with(part))
+            for fixed, label, what in ((False, "training steps", ""),
+                                       (True, "optimizer steps", "; fixed gradients (optimizer only)"))]
