@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import os
 import platform
 import statistics
@@ -209,23 +208,23 @@ def time_case(case: Case, repeat: int, warmup: int) -> dict:
     return res
 
 
-def pin_threads(n: int) -> None:
-    """torch, BLAS/OpenMP (threadpoolctl) and numba to n threads, for both arms alike."""
+@contextlib.contextmanager
+def pinned_threads(n: int):
+    """torch, BLAS/OpenMP (threadpoolctl) and numba at n threads while inside, for both arms
+    alike; the previous settings afterwards."""
+    import numba
     import torch
+    from threadpoolctl import threadpool_limits
 
+    before = torch.get_num_threads(), numba.get_num_threads()
     torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     try:
-        from threadpoolctl import threadpool_limits
-
-        pin_threads.limits = threadpool_limits(n)  # kept alive for the whole run
-    except ImportError:
-        pass
-    try:
-        import numba
-
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    except ImportError:
-        pass
+        with threadpool_limits(n):
+            yield
+    finally:
+        torch.set_num_threads(before[0])
+        numba.set_num_threads(before[1])
 
 
 def machine() -> dict:
@@ -264,12 +263,19 @@ def table(rows: list[dict]) -> str:
 def run_papers(papers: list[str], official: dict[str, str], repeat: int, warmup: int, threads: int,
                log=print) -> dict:
     """Every case of every paper; returns the JSON-able record (machine, load, rows)."""
-    pin_threads(threads)
     load_before = os.getloadavg()
+    with pinned_threads(threads):
+        rows = [row for paper in papers for row in _paper_rows(paper, official.get(paper), repeat, warmup, log)]
+    return {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "threads": threads,
+            "repeat": repeat, "warmup": warmup, "loadavg_before": list(load_before),
+            "loadavg_after": list(os.getloadavg()), "rows": rows}
+
+
+def _paper_rows(paper: str, official_path: str | None, repeat: int, warmup: int, log) -> list[dict]:
+    """The rows of one paper's cases; its official modules are forgotten afterwards."""
     rows = []
-    for paper in papers:
-        mod = importlib.import_module(f"steps.{paper}.bench_official")
-        for case in mod.cases(official.get(paper)):
+    try:
+        for case in importlib.import_module(f"steps.{paper}.bench_official").cases(official_path):
             row = {"paper": case.paper, "name": case.name, "config": case.config,
                    "official_name": case.official_name, "notes": list(case.notes)}
             if case.official is None:
@@ -280,10 +286,9 @@ def run_papers(papers: list[str], official: dict[str, str], repeat: int, warmup:
                 log(f"{paper}/{case.name}: ours {fmt_s(row['ours']['median_s'])}, official "
                     f"{fmt_s(row['official']['median_s'])}, ratio {row['ratio_median']:.2f}")
             rows.append(row)
+    finally:
         forget_official()
-    return {"when": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "threads": threads,
-            "repeat": repeat, "warmup": warmup, "loadavg_before": list(load_before),
-            "loadavg_after": list(os.getloadavg()), "rows": rows}
+    return rows
 
 
 def parse_official(items: list[str]) -> dict[str, str]:
@@ -317,10 +322,10 @@ def main(argv: list[str] | None = None) -> dict:
           f"{rec['loadavg_before'][0]:.2f}, after {rec['loadavg_after'][0]:.2f}; {rec['repeat']} rounds, "
           f"{rec['warmup']} warm-up; ratio = official / ours (≥ 1: ours at least as fast)")
     if a.out:
-        out = Path(a.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(rec, indent=1) + "\n")
-        print(f"wrote {out}")
+        from steps.core.io import write_json
+
+        write_json(a.out, rec)
+        print(f"wrote {a.out}")
     return rec
 
 

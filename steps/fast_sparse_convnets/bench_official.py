@@ -8,8 +8,9 @@ delegate, not from Python), so libraries stand in for it.
 
 Configuration: the mini kernel benchmark's first shape (params/fast_sparse_convnets: C_out =
 C_in = 256, 196 positions = the width-2 net's widest 1×1 layer at 14×14), unstructured masks
-for CSR and 1×4-block masks for BSR at 70 % and 90 % sparsity, strip 128; one timed run = 100
-calls on the same buffers. Checked: both outputs equal the float64 product to 1e-4.
+for CSR and 1×4-block masks for BSR at 70 % and 90 % sparsity, strip 128 (kernels.strip; CSR
+against torch also with one 196-position strip); one timed run = 100 calls on the same
+buffers. Checked: both outputs equal the float64 product to 1e-4.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ def problem(sparsity: float, block: int, seed: int = SEED) -> dict:
     return {"x": x, "w": wm, "b": b, "ref": ref}
 
 
-def ours_arm(p: dict, kind: str) -> Arm:
+def ours_arm(p: dict, kind: str, strip: int = STRIP) -> Arm:
     from steps.fast_sparse_convnets.kernels import Conv1x1
 
-    layer = Conv1x1(p["w"], p["b"], kind, STRIP, LO, HI)
+    layer = Conv1x1(p["w"], p["b"], kind, strip, LO, HI)
     y = np.empty((p["w"].shape[0], p["x"].shape[1]), np.float32)
 
     def run(_):
@@ -110,20 +111,31 @@ def torch_bsr_supported() -> str | None:
 
 def cases(official_path: str | None = None) -> list[Case]:
     """CSR and 1×4-block kernels against scipy.sparse and torch.sparse (official_path unused:
-    both libraries are dependencies of the project)."""
+    both libraries are dependencies of the project). CSR against torch also with one strip per
+    feature map (strip = H·W): MKL's CSR product takes a whole output row at once."""
     import scipy
     import torch
 
     out = []
     bsr_skip = torch_bsr_supported()
+    tv = torch.__version__.split("+")[0]
     for s in SPARSITIES:
-        for block, kind, fmt in ((1, "csr", "CSR"), (4, "bsr4", "BSR 4×1")):
-            p = problem(s, block)
-            config = f"{SHAPE[0]}×{SHAPE[1]} · {SHAPE[2]} positions, {s:.0%} sparse, {CALLS} calls, 1 thread"
-            out.append(Case("fast_sparse_convnets", f"{kind} vs scipy", config, f"scipy {scipy.__version__} {fmt}",
-                            ours_arm(p, kind), scipy_arm(p, block), check=checker(p["ref"])))
-            skip = bsr_skip if block == 4 else None
-            out.append(Case("fast_sparse_convnets", f"{kind} vs torch", config, f"torch {torch.__version__.split('+')[0]} {fmt}",
-                            ours_arm(p, kind), None if skip else torch_arm(p, block), skip=skip,
-                            check=checker(p["ref"])))
+        config = f"{SHAPE[0]}×{SHAPE[1]} · {SHAPE[2]} positions, {s:.0%} sparse, {CALLS} calls, 1 thread"
+        p1, p4 = problem(s, 1), problem(s, 4)
+        out += [
+            Case("fast_sparse_convnets", "csr vs scipy", config, f"scipy {scipy.__version__} CSR", ours_arm(p1, "csr"),
+                 scipy_arm(p1, 1), check=checker(p1["ref"])),
+            Case("fast_sparse_convnets", "csr vs torch", config, f"torch {tv} CSR (MKL)", ours_arm(p1, "csr"),
+                 torch_arm(p1, 1), check=checker(p1["ref"])),
+            Case("fast_sparse_convnets", f"csr (strip {SHAPE[2]}) vs torch", config, f"torch {tv} CSR (MKL)",
+                 ours_arm(p1, "csr", SHAPE[2]), torch_arm(p1, 1), check=checker(p1["ref"])),
+            Case("fast_sparse_convnets", "bsr4 vs scipy", config, f"scipy {scipy.__version__} BSR 4×1", ours_arm(p4, "bsr4"),
+                 scipy_arm(p4, 4), check=checker(p4["ref"])),
+        ]
+        if not bsr_skip:
+            out.append(Case("fast_sparse_convnets", "bsr4 vs torch", config, f"torch {tv} BSR 4×1", ours_arm(p4, "bsr4"),
+                            torch_arm(p4, 4), check=checker(p4["ref"])))
+    if bsr_skip:
+        out.append(Case("fast_sparse_convnets", "bsr4 vs torch", "any", f"torch {tv} BSR 4×1", ours_arm(problem(0.9, 4), "bsr4"),
+                        skip=bsr_skip))
     return out
