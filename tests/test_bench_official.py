@@ -105,3 +105,14 @@ def test_hesso_case_checks_ours_against_itself(monkeypatch):
     ok, detail = training.check(a, b)
     assert ok and "zero groups ours 112, official 112" in detail
     assert np.isfinite([float(p.detach().abs().sum()) for p in a["model"].parameters()]).all()
+
+
+def test_teddy_without_the_official_checkout_skips_with_the_reason_and_ours_runs(monkeypatch):
+    from steps.teddy import bench_official as tb
+
+    monkeypatch.setattr(tb, "EPOCHS", 3)
+    monkeypatch.setattr(tb, "SCORE_CALLS", 2)
+    score, training = tb.cases(None)
+    assert score.official is None and training.official is None and "--official teddy=" in score.skip
+    assert len(score.ours.run(score.ours.setup())) == 7863  # one score per unique edge of the mini graph
+    assert 0.0 <= training.ours.run(training.ours.setup())["val"] <= 1.0

@@ -15,6 +15,8 @@ buffers. Checked: both outputs equal the float64 product to 1e-4.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from steps.core.bench_official import Arm, Case
@@ -78,7 +80,9 @@ def torch_arm(p: dict, block: int) -> Arm:
     import torch
 
     w = torch.from_numpy(p["w"])
-    a = w.to_sparse_csr() if block == 1 else w.to_sparse_bsr((4, 1))
+    with warnings.catch_warnings():  # "sparse CSR/BSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        a = w.to_sparse_csr() if block == 1 else w.to_sparse_bsr((4, 1))
     x, b = torch.from_numpy(p["x"]), torch.from_numpy(p["b"])[:, None]
 
     def run(_):
@@ -102,8 +106,9 @@ def torch_bsr_supported() -> str | None:
     import torch
 
     try:
-        w = torch.eye(4)
-        torch.addmm(torch.zeros(4, 1), w.to_sparse_bsr((4, 1)), torch.ones(4, 2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            torch.addmm(torch.zeros(4, 1), torch.eye(4).to_sparse_bsr((4, 1)), torch.ones(4, 2))
     except (RuntimeError, NotImplementedError) as e:
         return f"torch {torch.__version__} has no CPU BSR × dense ({str(e).splitlines()[0][:80]})"
     return None

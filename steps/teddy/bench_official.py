@@ -9,7 +9,7 @@ features, mean degree 8) and GCN (2 layers, hidden 64, dropout 0.5, no bias).
 * `edge score`: the degree-based score of every edge, ours (`mechanism.edge_score`, numpy over
   the unique undirected edges) against the official `pruning.compute_edge_score` (torch_sparse
   over the symmetric SparseTensor); 100 calls a run. Checked: the same score for each edge
-  (both directions), to 1e-6 relative.
+  (both directions), to 1e-5 relative (the official score is float32).
 * `training run`: one TEDDY ticket at level k = 18 (60 % of the edges pruned by the score, 90 %
   of the weights kept at zero by the ℓ0 projection, CE + 0.1·KD to fixed teacher logits), 50
   epochs of full-batch Adam, each followed by an eval-mode forward, through our loop
@@ -73,7 +73,7 @@ def score_cases(official, g: dict) -> Case:
             mine = {(int(i), int(j)): s for (i, j), s in zip(edges.T, a, strict=True)}
             ref = np.array([mine[(min(i, j), max(i, j))] for i, j in zip(r.tolist(), c.tolist(), strict=True)])
             err = float(np.max(np.abs(ref - b.double().numpy()) / np.abs(ref).clip(1e-30)))
-            return err < 1e-6, f"{len(ref)} directed edges, max relative |Δ| {err:.1e}"
+            return err < 1e-5, f"{len(ref)} directed edges, max relative |Δ| {err:.1e}"
 
     config = f"DC-CSBM {n} nodes, {edges.shape[1]} edges, {SCORE_CALLS} calls, 1 thread"
     return Case("teddy", "edge score", config, "TEDDY pruning.compute_edge_score (torch_sparse)", ours, arm,
