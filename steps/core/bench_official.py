@@ -68,11 +68,14 @@ class Case:
     notes: list[str] = field(default_factory=list)
 
 
-def load_official(module: str, path: str | None, min_version: str | None = None, below: str | None = None):
+def load_official(module: str, path: str | None, min_version: str | None = None, below: str | None = None,
+                  track_package: bool = False):
     """(module, None) when `module` imports (from `path`, put first on sys.path, if given), else
     (None, reason). The distribution's version must be ≥ `min_version` and < `below` (when
-    given). run_papers forgets the modules loaded from `path` once the paper's cases ran, so two
-    papers can use two versions of one package."""
+    given). run_papers forgets the modules loaded from `path` once the paper's cases ran — and,
+    with track_package, those under the package's own folder wherever it is installed (a package
+    that puts its folder on sys.path leaves top-level modules behind) — so that two papers can use
+    two versions of one package."""
     if path:
         if not Path(path).expanduser().is_dir():
             return None, f"--official path {path} is not a folder"
@@ -83,6 +86,8 @@ def load_official(module: str, path: str | None, min_version: str | None = None,
         mod = importlib.import_module(module)
     except Exception as e:  # noqa: BLE001 -- any failure to import means: absent here
         return None, f"{module} does not import ({e.__class__.__name__}: {e})"
+    if track_package and getattr(mod, "__file__", None):
+        _ADDED_PATHS.append(str(Path(mod.__file__).resolve().parent))
     have = distribution_version(module, mod)
     if have is not None and ((min_version and _vtuple(have) < _vtuple(min_version)) or (below and _vtuple(have) >= _vtuple(below))):
         want = " and ".join(filter(None, [min_version and f">= {min_version}", below and f"< {below}"]))
@@ -109,7 +114,7 @@ def forget_official() -> None:
         for name, m in list(sys.modules.items()):
             if (getattr(m, "__file__", None) or "").startswith(under):
                 del sys.modules[name]
-        sys.path[:] = [e for e in sys.path if e not in _ADDED_PATHS and not e.startswith(under)]
+        sys.path[:] = [e for e in sys.path if e not in _ADDED_PATHS and not (e + os.sep).startswith(under)]
     _ADDED_PATHS.clear()
 
 

@@ -151,7 +151,7 @@ def cases(official_path: str | None = None) -> list[Case]:
 
     install_torch_aliases()
     with cuda_calls_stay_put(), contextlib.redirect_stdout(None):
-        mod, why = load_official("only_train_once", official_path, min_version="3.0")
+        mod, why = load_official("only_train_once", official_path, min_version="3.0", track_package=True)
     name = f"only_train_once {distribution_version('only_train_once', mod) if mod else '≥ 3'} HESSO"
     batches = seeded_batches(STEPS, BATCH, (1, SIZE, SIZE), 10, SEED)
     part = zig.partition(new_model(), torch.zeros(1, 1, SIZE, SIZE))

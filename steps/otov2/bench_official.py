@@ -3,7 +3,7 @@ official optimizer (`only_train_once` 2.x from PyPI: `OTO(model, dummy).dhspg(..
 ONNX-traced graph and groups) on the same network, weights, minibatches and schedule.
 only_train_once 3.x dropped DHSPG, so the 2.x release is given as a folder:
 
-    pip install --no-deps --target /opt/oto2 only_train_once==2.0.16 onnx graphviz
+    pip install --no-deps --target /opt/oto2 only_train_once==2.0.16 onnx protobuf ml_dtypes graphviz
     python -m steps.core.bench_official otov2 --official otov2=/opt/oto2
 
 Configuration (mini's network, batch and DHSPG settings, a shortened schedule): DemoResNet
@@ -135,10 +135,10 @@ def load(official_path: str | None):
     spec = importlib.util.find_spec("only_train_once")
     if spec is None or not spec.submodule_search_locations:
         return None, ("only_train_once is not installed; give a 2.x release with --official otov2=DIR "
-                      "(pip install --no-deps --target DIR only_train_once==2.0.16 onnx graphviz)")
+                      "(pip install --no-deps --target DIR only_train_once==2.0.16 onnx protobuf ml_dtypes graphviz)")
     add_path(Path(next(iter(spec.submodule_search_locations))))
     with cuda_calls_stay_put(), contextlib.redirect_stdout(None):
-        mod, why = load_official("only_train_once", official_path, below="3.0")
+        mod, why = load_official("only_train_once", official_path, below="3.0", track_package=True)
     if why and "needs" in why:
         why += " (3.x has no DHSPG: give a 2.x release with --official otov2=DIR)"
     return mod, why
