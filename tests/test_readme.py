@@ -111,6 +111,14 @@ NOT_RUN = {
     "dvc gc --all-branches --all-tags --cloud -r storage": "deletes from a shared remote, after asking",
     "python -m steps.core.benchmark instaflow --scale mini --cores 2": "runs InstaFlow at mini from scratch: minutes "
                                                                       "(its `--summarize .` is run here)",
+    'pip install -e ".[bench-official]"': "installs an optional package from PyPI into the environment",
+    "pip install --no-deps --target /opt/oto2 only_train_once==2.0.16 onnx protobuf ml_dtypes graphviz":
+        "downloads from PyPI into a folder outside the checkout",
+    "python -m steps.core.bench_official --official otov2=/opt/oto2 --official teddy=/path/to/TEDDY":
+        "needs the official packages and a TEDDY checkout (a placeholder path); minutes of timed runs "
+        "(the harness and every paper's cases without them: tests/test_bench_official.py)",
+    "python -m steps.core.bench_official monolith fast_sparse_convnets --repeat 21":
+        "timed runs, a minute on 2 cores (the harness and both papers' cases: tests/test_bench_official.py)",
     "bash scripts/gpu_check.sh": "needs a CUDA GPU (its --device cpu --tiny mode: tests/test_gpu_check.py)",
     "bash scripts/gpu_check.sh --quick": "needs a CUDA GPU (its --device cpu --tiny mode: tests/test_gpu_check.py)",
     'python -m steps.core.new_paper star_adore --family "retrieval and RAG" --title "Optimizing Dense Retrieval '
