@@ -96,7 +96,7 @@ def torch_arm(p: dict, block: int) -> Arm:
 def checker(ref: np.ndarray, tol: float = 1e-4):
     def check(ours, official) -> tuple[bool, str]:
         e1, e2 = float(np.abs(ours - ref).max()), float(np.abs(official - ref).max())
-        return max(e1, e2) <= tol, f"max |Δ| to float64: ours {e1:.1e}, official {e2:.1e}"
+        return max(e1, e2) <= tol, f"max abs Δ to float64: ours {e1:.1e}, official {e2:.1e}"
 
     return check
 

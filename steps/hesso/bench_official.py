@@ -143,7 +143,7 @@ def check(ours, official) -> tuple[bool, str]:
     zo = int((group_norms(ours["fams"]) == 0).sum())
     zf = int((group_norms(official["fams"]) == 0).sum())
     n = group_norms(ours["fams"]).numel()
-    return diff < 1e-5, f"dense steps max |Δw| {diff:.1e}; zero groups ours {zo}, official {zf} (target {int(n * TARGET)} of {n})"
+    return diff < 1e-5, f"dense steps max abs Δw {diff:.1e}; zero groups ours {zo}, official {zf} (target {int(n * TARGET)} of {n})"
 
 
 def cases(official_path: str | None = None) -> list[Case]:

@@ -122,7 +122,7 @@ def check_with(part):
         diff = max(float((a - b).abs().max()) for a, b in zip(ours["at_partition"], official["at_partition"], strict=True))
         zo = int((GroupIndex(ours["model"], part).norms() == 0).sum())
         zf = int((GroupIndex(official["model"], part).norms() == 0).sum())
-        return diff < 1e-5, f"dense steps max |Δw| {diff:.1e}; zero groups ours {zo}, official {zf} of {part.num_groups}"
+        return diff < 1e-5, f"dense steps max abs Δw {diff:.1e}; zero groups ours {zo}, official {zf} of {part.num_groups}"
 
     return check
 

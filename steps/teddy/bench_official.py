@@ -73,7 +73,7 @@ def score_cases(official, g: dict) -> Case:
             mine = {(int(i), int(j)): s for (i, j), s in zip(edges.T, a, strict=True)}
             ref = np.array([mine[(min(i, j), max(i, j))] for i, j in zip(r.tolist(), c.tolist(), strict=True)])
             err = float(np.max(np.abs(ref - b.double().numpy()) / np.abs(ref).clip(1e-30)))
-            return err < 1e-5, f"{len(ref)} directed edges, max relative |Δ| {err:.1e}"
+            return err < 1e-5, f"{len(ref)} directed edges, max relative Δ {err:.1e}"
 
     config = f"DC-CSBM {n} nodes, {edges.shape[1]} edges, {SCORE_CALLS} calls, 1 thread"
     return Case("teddy", "edge score", config, "TEDDY pruning.compute_edge_score (torch_sparse)", ours, arm,
@@ -127,7 +127,7 @@ def train_case(official, g_arrays: dict) -> Case:
             m0, m1 = train.new_model(g, cfg, SEED).eval(), OfficialGCN(official["net_teddy"], g, keep, init).eval()
             with torch.no_grad():
                 d = float((m0(g.x, adj) - m1(g.x, None)).abs().max())
-            return d < 1e-4 and a["val"] == b["val"], (f"initial logits max |Δ| {d:.1e}; best val accuracy ours {a['val']:.3f}, "
+            return d < 1e-4 and a["val"] == b["val"], (f"initial logits max abs Δ {d:.1e}; best val accuracy ours {a['val']:.3f}, "
                                                        f"official {b['val']:.3f} (epochs {a['epoch']}, {b['epoch']})")
 
     config = (f"DC-CSBM {g.n} nodes, {int(keep.sum())} of {len(keep)} edges kept (k = {LEVEL}), weights {p_w:.0%} zero, "
