@@ -89,3 +89,27 @@ def test_every_papers_claims_load_and_name_reported_metrics(paper):
     assert any(c.get("kind", "claim") == "claim" for c in data["claims"])
     for n in data["numbers"]:
         assert n["verified"] in (True, False) and n["source"]
+
+
+def test_a_claim_naming_only_accounting_values_is_refused():
+    """Arithmetic of the setup (declared by the step: metrics.write(accounting=...)) is shown
+    under kind `accounting`, never counted as a finding: a `claim` over it stops the report."""
+    from steps.core import report
+    from steps.core.errors import PaperzooError
+
+    records = {"evaluate": {"values": {"size_ratio": {"int4": 8.0}, "acc": 0.9}, "accounting": ["size_ratio"]}}
+    arith = claims.Verdict("r", "s", "evaluate.size_ratio.int4 > 7", "holds", {"evaluate.size_ratio.int4": 8.0})
+    with pytest.raises(PaperzooError, match="checks only arithmetic of the setup"):
+        report.refuse_accounting_claims([arith], records)
+    shown = claims.Verdict("r", "s", "evaluate.size_ratio.int4 > 7", "holds", {"evaluate.size_ratio.int4": 8.0},
+                           kind="accounting")
+    measured = claims.Verdict("m", "s", "evaluate.acc > evaluate.size_ratio.int4 / 10", "holds",
+                              {"evaluate.acc": 0.9, "evaluate.size_ratio.int4": 8.0})
+    report.refuse_accounting_claims([shown, measured], records)  # both fine
+
+
+def test_registration_is_stated_beside_the_verdict():
+    v = claims.Verdict("x", "s", "a.b > 1", "holds", {}, registered={"when": "before-mini", "commit": "4c5a2f1aa"},
+                       history=({"date": "2026-12-01", "was": "a.b > 2", "reason": "typo in the threshold"},))
+    assert v.registration == "before mini · 4c5a2f1; changed 1× (last 2026-12-01: typo in the threshold)"
+    assert claims.Verdict("y", "s", "a.b > 1", "holds", {}).registration == "not recorded"

@@ -8,6 +8,13 @@ comparisons, `and`/`or`/`not`, and min()/max()/abs(), e.g.
 
 Verdicts: `holds`, `fails`, `not run` (a metric it names is missing) and `not testable at
 <scale>` (the claim lists the scales a miniature can inform). Nothing here knows any paper.
+
+Kinds: `claim` (a finding about the paper: counted in "claims holding"), `sanity` (a check of
+our machinery) and `accounting` (arithmetic of the setup, e.g. a size ratio from bit widths:
+shown, never counted as a finding). Each claim records when it was registered relative to the
+runs (`registered: {when: before-mini | after-pilot | after-mini, commit: ...}`) and every later
+change of its check or of the model behind it (`history:`); tests/test_claims_history.py checks
+both against git.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from steps.core.config import repo_root
 from steps.core.errors import ConfigError
 
 HOLDS, FAILS, NOT_RUN = "holds", "fails", "not run"
+KINDS = ("claim", "sanity", "accounting")
+WHEN = {"before-mini": "before the first mini run", "after-pilot": "after a pilot run",
+        "after-mini": "after the first mini run", "before-full": "before the first full run"}
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 _CMPOPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
@@ -45,6 +55,19 @@ class Verdict:
     kind: str = "claim"
     source: str = ""
     note: str = ""
+    registered: dict | None = None
+    history: tuple = ()
+
+    @property
+    def registration(self) -> str:
+        """`before mini · 4c5a2f1` and, when it changed since, `changed 2× (last: reason)`."""
+        if not self.registered:
+            return "not recorded"
+        when = self.registered["when"].replace("-", " ")
+        text = f"{when} · {self.registered['commit'][:7]}"
+        if self.history:
+            text += f"; changed {len(self.history)}× (last {self.history[-1]['date']}: {self.history[-1]['reason']})"
+        return text
 
 
 @functools.lru_cache(maxsize=1)
@@ -189,6 +212,7 @@ def verdicts(claims: dict, metrics: dict, scale: str) -> list[Verdict]:
             Verdict(
                 id=c["id"], statement=c["statement"], check=c["check"], verdict=verdict, values=vals,
                 kind=c.get("kind", "claim"), source=c["source"], note=c.get("why_not", ""),
+                registered=c.get("registered"), history=tuple(c.get("history") or ()),
             )
         )
     return out

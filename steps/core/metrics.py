@@ -78,8 +78,14 @@ def write(
     wall_time_s: float,
     device: str,
     extra: dict | None = None,
+    accounting: Sequence[str] = (),
 ) -> dict:
-    """Validate and atomically write one metrics file; returns the record."""
+    """Validate and atomically write one metrics file; returns the record.
+
+    `accounting`: paths under `values` (`size_ratio.int4`, or a whole node `size_ratio`) that
+    are arithmetic of the setup (fixed by the config, e.g. a size ratio from bit widths), not
+    measurements: a claim may show them (kind `accounting`) but never count them as a finding
+    (steps.core.report refuses a `claim` whose check names only such values)."""
     record = {
         "paper": cfg.paper,
         "scale": cfg.scale,
@@ -94,6 +100,8 @@ def write(
     }
     if extra:
         record["extra"] = _clean(extra)
+    if accounting:
+        record["accounting"] = sorted(str(a) for a in accounting)
     made = provenance.record(path)
     if made is not None:
         record["overrides"] = provenance.run_overrides(made["jobs"])
@@ -111,6 +119,13 @@ def dumps(record: dict) -> str:
     head = json.dumps({k: v for k, v in record.items() if k != "jobs"}, indent=2)
     lines = ",\n".join("    " + json.dumps(j, separators=(", ", ": ")) for j in jobs)
     return head[:-2] + ',\n  "jobs": [\n' + lines + "\n  ]\n}\n"
+
+
+def is_accounting(metric: str, record: dict, path: str) -> bool:
+    """Is `<metric>.<path...>` (a claim's metric path) arithmetic of the setup, as the step that
+    wrote `record` declared?"""
+    key = path[len(metric) + 1:] if path.startswith(metric + ".") else None
+    return key is not None and any(key == a or key.startswith(a + ".") for a in record.get("accounting") or ())
 
 
 def read(path: str | os.PathLike) -> dict:

@@ -38,6 +38,45 @@ SCALE_NOTE = {
 }
 
 
+KIND_SECTIONS = (
+    ("claim", "Claims", ""),
+    ("sanity", "Sanity checks", "Checks of our machinery, not of the paper."),
+    ("accounting", "Accounting",
+     "Arithmetic of the setup (ratios fixed by bit widths, counts equal by construction): shown "
+     "for the reader, never counted as a finding."),
+)
+
+
+def refuse_accounting_claims(verdicts, records: dict) -> None:
+    """A `claim` whose check names only values the steps declared arithmetic of the setup
+    (metrics.write(accounting=...)) cannot fail for a reason the paper could be wrong about: it
+    belongs under kind `accounting`, shown and never counted."""
+    for v in verdicts:
+        if v.kind != "claim" or not v.values:
+            continue
+        named = [(p.split(".", 1)[0], p) for p in v.values]
+        if all(m in records and metricslib.is_accounting(m, records[m], p) for m, p in named):
+            raise PaperzooError(f"claim {v.id} checks only arithmetic of the setup ({', '.join(v.values)}: "
+                                "declared accounting by the step that wrote them); make it kind: accounting, "
+                                "or check a measured value")
+
+
+def history_section(verdicts) -> list[str]:
+    """Every change of a claim after it was registered, with its reason and the verdicts before
+    and after where they were recorded (DESIGN: the report shows both)."""
+    rows = [(v, h) for v in verdicts for h in v.history]
+    if not rows:
+        return []
+    lines = ["", "## Changes to claims after registration", "",
+             "| claim | date | what changed | reason | verdict before → after |", "|---|---|---|---|---|"]
+    for v, h in rows:
+        what = f"check was `{h['was']}`" if h.get("was") else h.get("change", "")
+        verdicts = f"{h.get('verdict_before', '?')} → {h.get('verdict_after', '?')}" \
+            if h.get("verdict_before") or h.get("verdict_after") else "—"
+        lines.append(f"| {v.id} | {h['date']} | {what} | {h['reason']} | {verdicts} |")
+    return lines
+
+
 def fmt(v) -> str:
     if v is None:
         return "—"
@@ -152,6 +191,7 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     if scales - {cfg.scale}:
         raise PaperzooError(f"{results_dir} holds {sorted(scales)} results but the report is for {cfg.scale}: rerun the paper at one scale")
     verdicts = claimslib.verdicts(claims, values, cfg.scale)
+    refuse_accounting_claims(verdicts, records)
     figures = []
     if cfg.report.get("figures"):
         mod = importlib.import_module(cfg.report.figures)
@@ -187,15 +227,18 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     for n in claims["numbers"]:
         lines.append(f"| {n['quantity']} | {fmt(n['value'])} | {n['source']} | {'yes' if n['verified'] else 'no'} "
                      f"| {ours(n.get('ours'), values, cfg.scale)} | {n.get('note', '')} |")
-    for kind, title in (("claim", "Claims"), ("sanity", "Sanity checks")):
+    for kind, title, intro in KIND_SECTIONS:
         rows = [v for v in verdicts if v.kind == kind]
         if not rows:
             continue
-        lines += ["", f"## {title}", "", "| claim | check | measured | verdict |", "|---|---|---|---|"]
+        lines += ["", f"## {title}", ""] + ([intro, ""] if intro else [])
+        lines += ["| claim | check | measured | verdict | registered |", "|---|---|---|---|---|"]
         for v in rows:
             measured = "<br>".join(f"`{p}` = {fmt(x)}" for p, x in v.values.items())
             note = f"<br>*{v.note}*" if v.note and v.verdict.startswith("not testable") else ""
-            lines.append(f"| {v.statement} ({v.source}) | `{v.check}` | {measured} | **{v.verdict}**{note} |")
+            lines.append(f"| {v.statement} ({v.source}) | `{v.check}` | {measured} | **{v.verdict}**{note} "
+                         f"| {v.registration} |")
+    lines += history_section(verdicts)
     if figures:
         lines += ["", "## Figures", ""]
         for caption, rel in figures:
@@ -222,7 +265,9 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     summary = {
         "paper": paper, "scale": cfg.scale, "title": info["title"],
         "headline": {"label": head["label"], "value": ours(head["value"], values)},
-        "claims": {"stated": len(main_claims), **{k.replace(" ", "_"): n for k, n in tally.items()}},
+        "claims": {"stated": len(main_claims), **{k.replace(" ", "_"): n for k, n in tally.items()},
+                   "registered_before_runs": sum(1 for v in main_claims if (v.registered or {}).get("when") == "before-mini"),
+                   "changed_after_registration": sum(1 for v in main_claims if v.history)},
         "wall_time_s": round(wall, 1),
         "verdicts": [{"id": v.id, "kind": v.kind, "verdict": v.verdict} for v in verdicts],
     }
