@@ -1,5 +1,6 @@
-"""Claims: params/<paper>/claims.yaml states, before any run, the paper's numbers and its claims
-as comparisons over our metrics; this module evaluates them.
+"""Claims: params/<paper>/claims.yaml states the paper's numbers and its claims as comparisons
+over our metrics, each claim with when it was registered relative to the runs; this module
+evaluates them.
 
 A check is an expression over metric paths, `<metric file>.<key>.<key>...`, numbers, + - * /,
 comparisons, `and`/`or`/`not`, and min()/max()/abs(), e.g.
@@ -12,9 +13,9 @@ Verdicts: `holds`, `fails`, `not run` (a metric it names is missing) and `not te
 Kinds: `claim` (a finding about the paper: counted in "claims holding"), `sanity` (a check of
 our machinery) and `accounting` (arithmetic of the setup, e.g. a size ratio from bit widths:
 shown, never counted as a finding). Each claim records when it was registered relative to the
-runs (`registered: {when: before-mini | after-pilot | after-mini, commit: ...}`) and every later
-change of its check or of the model behind it (`history:`); tests/test_claims_history.py checks
-both against git.
+runs (`registered: {when: before-mini | after-pilot | after-mini | before-full, commit: ...}`)
+and every later change of its check or of the model behind it (`history:`);
+tests/test_claims_history.py checks both against git.
 """
 
 from __future__ import annotations
