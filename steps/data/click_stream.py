@@ -16,10 +16,12 @@ is meaningful; nothing can be indexed by them directly).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
-from scipy.optimize import brentq
-from scipy.special import expit
+
+if TYPE_CHECKING:  # pandas and scipy are imported by generate(): random_ids() needs neither
+    import pandas as pd
 
 
 def random_ids(rng: np.random.Generator, n: int, bits: int = 40) -> np.ndarray:
@@ -37,6 +39,10 @@ def zipf_probs(n: int, a: float) -> np.ndarray:
 
 def generate(c, seed: int) -> pd.DataFrame:
     """The stream for config `c` (days, events_per_day, n_users, zipf_a, n_items, ...)."""
+    import pandas as pd
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
     rng = np.random.default_rng(seed)
     days, per_day = int(c.days), int(c.events_per_day)
     n = days * per_day

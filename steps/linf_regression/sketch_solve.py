@@ -13,9 +13,9 @@ same rows whatever the split: at full scale the trials of an instance run as a S
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from omegaconf import DictConfig
 
 from steps.core.cli import need_io, run
@@ -24,6 +24,9 @@ from steps.core.io import load_npz, save_parquet
 from steps.core.progress import Progress, log
 from steps.linf_regression import problems, sketches
 from steps.linf_regression.common import blas_threads, plain, rng_for
+
+if TYPE_CHECKING:  # imported by run_trials: sanity and timing import sketch_specs without pandas
+    import pandas as pd
 
 
 def sketch_specs(cfg: DictConfig) -> dict[str, dict]:
@@ -41,6 +44,8 @@ def shard_trials(trials: int, shards: int, shard: int) -> list[int]:
 
 
 def run_trials(cfg: DictConfig, inst: dict, progress_every_s: float = 30.0) -> pd.DataFrame:
+    import pandas as pd
+
     name = str(inst["name"])
     A, b = inst["A"], inst["b"]
     n, d = A.shape

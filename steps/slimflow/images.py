@@ -7,12 +7,15 @@ from __future__ import annotations
 import pickle
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from steps.core.errors import ArtifactError, ConfigError
 from steps.core.io import load_npz
+
+if TYPE_CHECKING:  # torch is imported where it is used: the fetch step unpacks without it
+    import torch
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 
@@ -38,6 +41,8 @@ class ImageSet:
     `shape`, `caption_id` (all 0) and `cond` (a zero-width condition)."""
 
     def __init__(self, path):
+        import torch
+
         d = load_npz(path, "image dataset")
         self.x = torch.from_numpy(d["images"]).float().div(127.5).sub(1.0)
         self.caption_id = torch.zeros(len(self.x), dtype=torch.long)
@@ -52,6 +57,8 @@ class ImageSet:
         return 0
 
     def cond(self, caption_id: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        import torch
+
         return torch.zeros(len(caption_id), 0)
 
 
