@@ -21,6 +21,7 @@ import torch
 
 from steps.core import seeding
 from steps.nn.cuckoo import CollisionlessTable, HashTrickTable
+from steps.nn.optim import Adam
 
 
 def make_table(spec, dim: int, seed: int, cfg_model, rows_override: int | None = None):
@@ -51,7 +52,8 @@ class Model:
             width = int(h)
         layers.append(torch.nn.Linear(width, 1))
         self.mlp = torch.nn.Sequential(*layers)
-        self.opt = torch.optim.Adam(self.mlp.parameters(), lr=dense_lr)
+        # torch.optim.Adam's arithmetic without its first step's torch._dynamo import (steps.nn.optim)
+        self.opt = Adam(self.mlp.parameters(), lr=dense_lr)
         self.sparse_lr = float(sparse_lr)
 
     @classmethod

@@ -23,6 +23,7 @@ from steps.core.io import load_npz
 from steps.core.progress import log
 from steps.nn import rectified_flow as rf
 from steps.nn.char_cross_dit import CharCrossDiT, encode_prompts
+from steps.nn.optim import AdamW
 from steps.textatlas5m.synth import ALPHABET
 
 CHARSET = {c: i + 1 for i, c in enumerate(ALPHABET + " ")}
@@ -56,7 +57,8 @@ def main(cfg: DictConfig) -> dict:
     c = encode_prompts(d["lines"][keep].tolist(), CHARSET, int(cfg.gen.max_chars))
     model = build(cfg)
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg.gen.lr), weight_decay=0.0)
+    # torch.optim.AdamW's arithmetic without its first step's torch._dynamo import (steps.nn.optim)
+    opt = AdamW(model.parameters(), lr=float(cfg.gen.lr), weight_decay=0.0)
     steps, bs = int(cfg.gen.steps), int(cfg.gen.batch)
     log.info(f"arm {arm}: {len(x)} training images ({', '.join(cfg.gen.arm_domains[arm])}), "
              f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {steps} steps, {rt.description}")
