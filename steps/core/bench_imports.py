@@ -3,6 +3,8 @@
     python -m steps.core.bench_imports                      # every registered paper
     python -m steps.core.bench_imports instaflow monolith --repeat 5 --json
     python -m steps.core.bench_imports --module steps.core.index --repeat 1
+    PYTHONPROFILEIMPORTTIME=1 snakemake -c2 instaflow --config scale=smoke --forceall
+    python -m steps.core.bench_imports --logs logs/instaflow     # what each job imported
 
 Each step runs as its own process (`python -m steps.<paper>.<phase>`), so what its module
 imports is paid by every job. The step modules are those the rules name (`-m steps.…` and
@@ -13,8 +15,12 @@ the table gives the import time, the process's wall time (interpreter start-up i
 heaviest packages by their own import time, and a flag where a heavy package is imported while
 loading a step whose own source never imports it (it comes in through another module; the step
 may not need it). The flag is a hint to check, not a verdict: a step that trains through a shared
-module needs torch without naming it. `--json` writes the rows under benchmarks/. A benchmark,
-not a test: nothing here asserts a time.
+module needs torch without naming it. `--json` writes the rows under benchmarks/.
+
+A module's import is not all a job imports: functions import more while it runs (torch.optim's
+first step imports torch._dynamo, torch.fx imports sympy). `--logs DIR` reads the `-X importtime`
+lines that a run with PYTHONPROFILEIMPORTTIME=1 left in the jobs' logs and flags those. A
+benchmark, not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -133,7 +139,7 @@ def attribute(roots: list[Entry]) -> tuple[dict[str, float], dict[str, str]]:
 
 
 def own_imports(module: str, root: Path) -> set[str]:
-    """Top-level packages the module's own source imports, at module level or in a function."""
+    """The modules the module's own source imports, at module level or in a function."""
     from steps.core.sources import module_file
 
     tree = ast.parse(module_file(module, root).read_text())
@@ -176,8 +182,8 @@ def summarize(name: str, roots: list[Entry], mine: set[str] | None) -> Row:
     step needs (SUBPACKAGES, sympy) are flagged."""
     times, via = attribute(roots)
     heavy = [p for p in times if p.split(".")[0] in HEAVY]
-    if mine is None:
-        flags = [f"{p} via {via.get(p, '?')}" for p in heavy if p in (*SUBPACKAGES, "sympy")]
+    if mine is None:  # a job's log: its own module's imports are not nested under it (runpy)
+        flags = [f"{p} {times[p]:.2f} s" for p in heavy if p in (*SUBPACKAGES, "sympy")]
     else:
         flags = [f"{p} via {via[p]}" for p in heavy if p in FLAGGED and p in via and (p in SUBPACKAGES or p not in mine)]
     return Row(name, [], round(sum(r.cum_us for r in roots) / 1e6, 4), None, None,
