@@ -74,13 +74,14 @@ def test_logs_mode_reads_the_imports_of_jobs(tmp_path):
     (tmp_path / "paper" / "quiet.log").write_text("no import lines here\n")
     (row,) = bench_imports.from_logs(tmp_path)
     assert row.module == "paper/teacher" and row.flags == ["torch._dynamo 0.00 s"]
+    assert bench_imports.subtree_s(bench_imports.parse(SAMPLE), "torch._dynamo") == pytest.approx(450e-6)
 
 
 # Steps whose work needs no torch: data generation, fetches, tables, reports, figures. Importing
 # torch costs each of them ≈ 2 s of CPU per job; a structural check, not a timing one.
 TORCH_FREE = (
     "steps.core.report", "steps.core.index",
-    "steps.instaflow.digits", "steps.instaflow.captions", "steps.instaflow.figures",
+    "steps.instaflow.digits", "steps.instaflow.captions",
     "steps.fast_sparse_convnets.bench_kernels", "steps.slimflow.fetch", "steps.monolith.stream",
     "steps.monolith.fetch", "steps.linf_regression.sanity", "steps.linf_regression.timing",
     "steps.teddy.graph", "steps.teddy.score", "steps.otov2.fetch", "steps.hesso.fetch", "steps.asd.gen_data",
@@ -88,9 +89,17 @@ TORCH_FREE = (
 )
 
 
+def figures_modules() -> list[str]:
+    """Every paper's figures module: the report step imports it (params report.figures)."""
+    from steps.core import config
+
+    return sorted({config.resolve(p, "smoke")["report"]["figures"] for p in config.papers()})
+
+
 def test_light_steps_do_not_import_torch():
+    mods = (*TORCH_FREE, *figures_modules())
     code = ("import importlib, sys\n"
-            f"for m in {TORCH_FREE!r}:\n"
+            f"for m in {mods!r}:\n"
             "    importlib.import_module(m)\n"
             "    if 'torch' in sys.modules:\n"
             "        sys.exit(f'{m} imports torch')\n")

@@ -138,6 +138,17 @@ def attribute(roots: list[Entry]) -> tuple[dict[str, float], dict[str, str]]:
     return dict(sorted(times.items(), key=lambda kv: -kv[1])), via
 
 
+def subtree_s(roots: list[Entry], package: str) -> float:
+    """Seconds spent importing `package` with everything it imported (its topmost entries)."""
+
+    def walk(e: Entry) -> float:
+        if package_of(e.name) == package:
+            return e.cum_us / 1e6
+        return sum(walk(c) for c in e.children)
+
+    return sum(walk(r) for r in roots)
+
+
 def own_imports(module: str, root: Path) -> set[str]:
     """The modules the module's own source imports, at module level or in a function."""
     from steps.core.sources import module_file
@@ -183,7 +194,7 @@ def summarize(name: str, roots: list[Entry], mine: set[str] | None) -> Row:
     times, via = attribute(roots)
     heavy = [p for p in times if p.split(".")[0] in HEAVY]
     if mine is None:  # a job's log: its own module's imports are not nested under it (runpy)
-        flags = [f"{p} {times[p]:.2f} s" for p in heavy if p in (*SUBPACKAGES, "sympy")]
+        flags = [f"{p} {subtree_s(roots, p):.2f} s" for p in heavy if p in (*SUBPACKAGES, "sympy")]
     else:
         flags = [f"{p} via {via[p]}" for p in heavy if p in FLAGGED and p in via and (p in SUBPACKAGES or p not in mine)]
     return Row(name, [], round(sum(r.cum_us for r in roots) / 1e6, 4), None, None,
