@@ -351,7 +351,7 @@ def test_the_report_states_the_run_it_reports(tmp_path):
     run = next(line for line in report.splitlines() if line.startswith("Run:"))
     m = re.search(r"Run: seeds \[1\], overrides `seeds=\[1\]`, .* (\d+) jobs, (\d+) s of job wall time", run)
     assert m, run
-    jobs = provenance.merge_jobs(j for f in sorted(res.glob("*.json")) if f.name != "report.json"
+    jobs = provenance.merge_jobs(j for f in sorted(res.glob("*.json")) if f.name not in ("report.json", "summary.json")
                                  for j in json.loads(f.read_text())["jobs"])
     assert int(m.group(1)) == len(jobs) == 8 and abs(int(m.group(2)) - sum(j["wall_s"] for j in jobs)) <= 1, run
     benchmarks = sorted(p.stem for p in (work / "benchmarks" / "instaflow").glob("*.tsv"))

@@ -55,7 +55,9 @@ def test_bad_input_is_one_line(tmp_path, step_env):
     assert res.returncode != 0 and "error: unknown key 'group.wrld' for oneflow" in res.stdout + res.stderr
     res = subprocess.run([sys.executable, "-m", "steps.oneflow.equiv", "scale=smoke", "equiv.placement=zz",
                           f"io.metrics={tmp_path}/x.json"], cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: equiv.placement must be one of")
+    # refused when the config is composed (params/oneflow/checks.yaml), before the step runs
+    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith(
+        'error: oneflow: equiv.placement = "zz" is not valid: expected one of dp, tp, hybrid, pp')
 
 
 @pytest.mark.parametrize("scale", ["smoke", "full"])
