@@ -14,6 +14,7 @@ from steps.asd.train_gen import bucket_plan
 from steps.asd.upscale import seam_ratio
 from steps.core.errors import ConfigError
 from steps.nn import tiled_flow
+from steps.nn.call_count import CallCounter
 from steps.nn.fully_conv_unet import FullyConvUNet
 
 SC = OmegaConf.create({"background": 0.0, "band_frac": 0.15, "band_level": 0.3, "margin": 1})
@@ -78,6 +79,40 @@ def test_fstd_calls_equal_non_overlap_and_overlap_costs_more():
              for m in ("non_overlap", "overlap", "fstd")}
     assert calls["fstd"] == calls["non_overlap"] == 8 * 8
     assert calls["overlap"] == 3 * 7 * 8
+
+
+class Pointwise(torch.nn.Module):
+    """`pointwise` as a module, so that a forward hook can count its calls."""
+
+    def forward(self, x, t, c):
+        return pointwise(x, t, c)
+
+
+def test_call_counter_counts_the_model_evaluations_that_ran():
+    """The counted calls (rows per canvas) are what the tile grid predicts: FSTD evaluates as many
+    tiles as the fixed grid whatever its offsets, which is why asd declares them accounting."""
+    net, z, c = Pointwise(), torch.randn(3, 1, 32, 64), torch.zeros(3, 10)
+    rows = {}
+    for m in ("non_overlap", "overlap", "fstd", "whole"):
+        with CallCounter(net) as n:
+            _, info = tiled_flow.sample(net, z, c, 8, m, 16, stride=8, max_offset=8, generator=torch.Generator().manual_seed(0))
+        assert n.rows == info["calls"] * len(z) and n.forwards == info["calls"]
+        rows[m] = n.rows / len(z)
+    assert rows == {"non_overlap": 8 * 8, "fstd": 8 * 8, "overlap": 3 * 7 * 8, "whole": 8}
+    net(z, torch.zeros(3), c)  # outside the context: not counted
+    assert n.forwards == info["calls"]
+    with CallCounter(net) as n2:
+        net(x=z, t=torch.zeros(3), c=c)  # keyword arguments: rows from the first tensor
+    assert (n2.forwards, n2.rows) == (1, 3)
+
+
+def test_upscale_declares_the_counts_accounting():
+    from steps.asd.upscale import ACCOUNTING
+    from steps.core.metrics import is_accounting
+
+    record = {"accounting": ACCOUNTING}
+    assert is_accounting("fstd", record, "fstd.fstd.calls") and is_accounting("fstd", record, "fstd.non_overlap.calls")
+    assert not is_accounting("fstd", record, "fstd.fstd.wall_s") and not is_accounting("fstd", record, "fstd.fstd.seam")
 
 
 def test_uncovered_pixels_take_the_reference():

@@ -108,6 +108,44 @@ def test_a_claim_naming_only_accounting_values_is_refused():
     report.refuse_accounting_claims([shown, measured], records)  # both fine
 
 
+@pytest.mark.parametrize(
+    "check, refused",
+    [
+        # both sides of a comparison from the config (or a constant): it cannot fail, refused
+        ("evaluate.size_ratio.int4 >= 8", True),
+        ("evaluate.calls.a <= evaluate.calls.b and evaluate.calls.a >= evaluate.calls.b", True),
+        # a measured conjunct does not make an arithmetic one a finding
+        ("evaluate.size_ratio.int4 >= 8 and evaluate.acc > 0.5", True),
+        ("evaluate.acc > 0.5 or evaluate.calls.a <= evaluate.calls.b", True),
+        ("evaluate.acc > evaluate.calls.a > evaluate.calls.b", True),  # each link of a chain on its own
+        # a measured value on one side: a finding
+        ("evaluate.acc > evaluate.size_ratio.int4 / 10", False),
+        ("evaluate.wall.a <= 1.25 * evaluate.wall.b", False),
+        ("evaluate.acc > evaluate.calls.a and evaluate.wall.a < evaluate.wall.b", False),
+        ("max(evaluate.acc, evaluate.calls.a) > 0", False),
+    ],
+)
+def test_a_comparison_of_two_sides_from_the_same_parameters_is_flagged(check, refused):
+    """A claim is refused when any comparison in its check has only config arithmetic on both
+    sides (e.g. slimflow's `teacher_over_student >= 8`, once ANDed with a measured FID)."""
+    from steps.core import report
+    from steps.core.errors import PaperzooError
+
+    records = {"evaluate": {"values": {}, "accounting": ["size_ratio", "calls"]}}
+    v = claims.Verdict("c", "s", check, "holds", dict.fromkeys(claims.paths(check), 1.0))
+    if refused:
+        with pytest.raises(PaperzooError, match="checks only arithmetic of the setup"):
+            report.refuse_accounting_claims([v], records)
+    else:
+        report.refuse_accounting_claims([v], records)
+    report.refuse_accounting_claims([claims.Verdict("c", "s", check, "holds", v.values, kind="accounting")], records)
+
+
+def test_comparisons_split_chains_and_boolean_operators():
+    assert claims.comparisons("a.x < b.y * 2 and not c.z >= 1 or d.w > e.v > 3") == [
+        ("a.x < b.y * 2", ["a.x", "b.y"]), ("c.z >= 1", ["c.z"]), ("d.w > e.v", ["d.w", "e.v"]), ("e.v > 3", ["e.v"])]
+
+
 def test_registration_is_stated_beside_the_verdict():
     v = claims.Verdict("x", "s", "a.b > 1", "holds", {}, registered={"when": "before-mini", "commit": "4c5a2f1aa"},
                        history=({"date": "2026-12-01", "was": "a.b > 2", "reason": "typo in the threshold"},))

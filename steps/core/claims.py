@@ -127,23 +127,36 @@ def _parse(check: str) -> ast.Expression:
     return tree
 
 
+def _names(node: ast.AST) -> list[str]:
+    """The metric paths a subtree of a check names, in order."""
+    if isinstance(node, ast.Call):
+        return [p for a in node.args for p in _names(a)]
+    dotted = _dotted(node)
+    if dotted is not None:
+        return [dotted]
+    return [p for child in ast.iter_child_nodes(node) for p in _names(child)]
+
+
 def paths(check: str) -> list[str]:
     """The metric paths a check names, in order."""
+    return _names(_parse(check).body)
+
+
+def comparisons(check: str) -> list[tuple[str, list[str]]]:
+    """Each comparison of a check, every link of a chain `a < b < c` on its own, as (its text,
+    the metric paths its two sides name), in order: what steps.core.report looks at to find a
+    comparison whose both sides are arithmetic of the setup."""
     out = []
 
     def visit(node):
-        if isinstance(node, ast.Call):
-            for a in node.args:
-                visit(a)
-            return
-        dotted = _dotted(node)
-        if dotted is not None:
-            out.append(dotted)
-            return
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            for left, op, right in zip(sides, node.ops, sides[1:], strict=False):
+                out.append((ast.unparse(ast.Compare(left, [op], [right])), _names(left) + _names(right)))
         for child in ast.iter_child_nodes(node):
             visit(child)
 
-    visit(_parse(check).body)
+    visit(_parse(check))
     return out
 
 

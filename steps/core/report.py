@@ -48,17 +48,23 @@ KIND_SECTIONS = (
 
 
 def refuse_accounting_claims(verdicts, records: dict) -> None:
-    """A `claim` whose check names only values the steps declared arithmetic of the setup
-    (metrics.write(accounting=...)) cannot fail for a reason the paper could be wrong about: it
-    belongs under kind `accounting`, shown and never counted."""
+    """A `claim` with a comparison whose two sides name only values the steps declared
+    arithmetic of the setup (metrics.write(accounting=...)), or constants, cannot fail for a
+    reason the paper could be wrong about, even beside a measured conjunct: it belongs under
+    kind `accounting` (shown, never counted), or the check must compare a measured value."""
+
+    def arithmetic(p: str) -> bool:
+        m = p.split(".", 1)[0]
+        return m in records and metricslib.is_accounting(m, records[m], p)
+
     for v in verdicts:
         if v.kind != "claim" or not v.values:
             continue
-        named = [(p.split(".", 1)[0], p) for p in v.values]
-        if all(m in records and metricslib.is_accounting(m, records[m], p) for m, p in named):
-            raise PaperzooError(f"claim {v.id} checks only arithmetic of the setup ({', '.join(v.values)}: "
-                                "declared accounting by the step that wrote them); make it kind: accounting, "
-                                "or check a measured value")
+        for text, named in claimslib.comparisons(v.check) or [(v.check, list(v.values))]:
+            if named and all(arithmetic(p) for p in named):
+                raise PaperzooError(f"claim {v.id} checks only arithmetic of the setup in `{text}` ({', '.join(named)}: "
+                                    "declared accounting by the step that wrote them); make it kind: accounting, "
+                                    "or check a measured value")
 
 
 def history_section(verdicts) -> list[str]:

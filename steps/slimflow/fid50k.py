@@ -70,7 +70,8 @@ def main(cfg: DictConfig) -> dict:
     metrics.write(Path(results_dir) / "fid.json", cfg, "fid",
                   f"{name}: {n_gen} one-step samples vs the {len(data.x)} CIFAR-10 training images; mean ± std over training seeds",
                   values, extra={"n_gen": n_gen}, **common)
-    metrics.write(Path(results_dir) / "params.json", cfg, "params", "Parameters of the small student", params, **common)
+    metrics.write(Path(results_dir) / "params.json", cfg, "params", "Parameters of the small student", params,
+                  accounting=list(params), **common)  # fixed by the U-Net's config: accounting
     log.info("one-step FID: " + ", ".join(f"{k} {v['mean']:.2f}" for k, v in values["one_step"].items()))
     return values
 
