@@ -19,14 +19,8 @@ from steps.data.click_stream import random_ids
 from steps.monolith import online
 from steps.monolith.common import Stream
 from steps.monolith.model import Model, Schedule, Serving
-from steps.nn.cuckoo import (
-    CollisionlessTable,
-    CuckooHashMap,
-    HashTrickTable,
-    KeyIndex,
-    collision_rate,
-    mix64,
-)
+from steps.nn.cuckoo import CuckooHashMap, KeyIndex, mix64
+from steps.nn.embedding_table import CollisionlessTable, HashTrickTable, collision_rate
 
 MODEL = OmegaConf.create({"dim": 4, "hidden": [8], "sparse_lr": 0.05, "dense_lr": 0.001, "batch": 64, "init_std": 0.05,
                           "cuckoo": {"initial_capacity": 16, "max_load": 0.5, "max_kicks": 500}})

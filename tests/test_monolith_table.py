@@ -11,15 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from steps.nn.cuckoo import (
-    EMPTY,
-    CollisionlessTable,
-    CuckooHashMap,
-    HashTrickTable,
-    KeyIndex,
-    as_keys,
-    rows_for_bytes,
-)
+from steps.nn.cuckoo import EMPTY, CuckooHashMap, KeyIndex, as_keys
+from steps.nn.embedding_table import CollisionlessTable, HashTrickTable, rows_for_bytes
 
 U = np.uint64
 # 0, the ends of the signed half (2^63-1) and of the unsigned range (2^64-1 = int64 -1), neighbours

@@ -33,7 +33,7 @@ from steps.monolith.common import (
     train_pass,
 )
 from steps.monolith.model import Model
-from steps.nn.cuckoo import rows_for_bytes
+from steps.nn.embedding_table import rows_for_bytes
 
 
 def select(arms: dict, run, section: str) -> dict:

@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 from steps.core import metrics
 from steps.core.cli import need_io, run
 from steps.core.progress import log
-from steps.nn.cuckoo import CollisionlessTable, CuckooHashMap
+from steps.nn.cuckoo import CuckooHashMap
+from steps.nn.embedding_table import CollisionlessTable
 
 # The ends of the signed and unsigned halves; 2^64-1 has the bits of an empty slot's marker (-1).
 EXTREMES = np.array([0, 1, 2**63 - 2, 2**63 - 1, 2**63, 2**63 + 1, 2**64 - 2, 2**64 - 1], dtype=np.uint64)

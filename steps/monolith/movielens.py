@@ -22,7 +22,7 @@ from steps.core.cli import need_io, run
 from steps.core.progress import log
 from steps.monolith.common import auc, batches, load_stream, setup, table_stats
 from steps.monolith.model import Model
-from steps.nn.cuckoo import collision_rate
+from steps.nn.embedding_table import collision_rate
 
 
 def progressive(model: Model, s, batch: int) -> np.ndarray:
