@@ -1,4 +1,4 @@
-"""Monolith's collisionless table (steps.nn.cuckoo) over the whole 64-bit ID range, and its
+"""Monolith's collisionless table (steps.nn.cuckoo, steps.nn.embedding_table) over the whole 64-bit ID range, and its
 memory accounting (live against allocated bytes). Monolith's feature IDs are 64-bit; an empty
 slot holds the bit pattern -1, which is also the ID 2^64-1 (int64 -1): that ID must be an
 ordinary ID, never an empty slot's row.

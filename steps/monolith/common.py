@@ -82,7 +82,7 @@ def split_at_day(s: Stream, day_start: float) -> int:
 def table_stats(model: Model) -> dict:
     """Rows, bytes and collisions per feature and in total. `bytes`: the live state (rows held,
     cuckoo slots); `alloc_bytes`: every array the table holds at its capacity (what equal-memory
-    comparisons use; steps.nn.cuckoo, CollisionlessTable.allocated_bytes)."""
+    comparisons use; steps.nn.embedding_table, CollisionlessTable.allocated_bytes)."""
     per = {}
     for f, tab in model.tables.items():
         row = {"rows": len(tab), "peak_rows": tab.peak_rows, "bytes": tab.live_bytes(),
