@@ -101,3 +101,24 @@ def test_pipeline_stage_split_is_shared():
     """Both pipeline arms split the blocks the same way (actors.stage_blocks)."""
     assert [actors.stage_blocks(s, 4) for s in range(4)] == [[0], [1], [2], [3]]
     assert [actors.stage_blocks(s, 2) for s in range(2)] == [[0, 1], [2, 3]]
+
+
+def test_the_phase_writes_its_metrics_and_figure(tmp_path):
+    """The step itself at tiny sizes (its rule runs at mini only): metrics for every arm and
+    placement, the arms agreeing, and the report's figure drawn from them."""
+    from pathlib import Path
+
+    from steps.core import metrics
+    from steps.core.cli import load
+    from steps.oneflow import figures
+
+    out = tmp_path / "throughput.json"
+    cfg = load("oneflow", "throughput", ["scale=smoke", f"io.metrics={out}", "throughput.batch=32", "throughput.hidden=8",
+                                          "throughput.steps=1", "throughput.warmup=1", "throughput.repeats=2",
+                                          "throughput.pp.micro_batches=4", "throughput.pp.quota=2"])
+    values = throughput.main(cfg)
+    assert set(values["arms"]) == set(ALL) and all(len(a["samples_per_s"]) == 2 for a in values["arms"].values())
+    assert set(values["ratio"]) == {"dp", "tp", "pp"} and values["same_max_diff_over_update"] < 1e-3
+    assert metrics.read(out)["extra"]["reference_arm"]["dp"] == "ddp"
+    made = figures.make(OmegaConf.create({"scale": "smoke"}), Path(tmp_path), {"throughput": values})
+    assert made and (tmp_path / made[0][1]).exists()

@@ -17,6 +17,7 @@ parameters are gathered: ours and torch's must agree (both compute the same trai
 
 from __future__ import annotations
 
+import importlib
 import os
 import statistics
 import time
@@ -157,12 +158,15 @@ def main(cfg: DictConfig) -> dict:
     (out,) = need_io(cfg, "metrics")
     t0 = time.monotonic()
     common.setup(cfg)
-    # the workers are forked: import what the torch arms need once, here
-    import torch.distributed.pipelining  # noqa: F401
-    import torch.distributed.tensor.parallel  # noqa: F401
-    import torch.nn.parallel  # noqa: F401
-
     world, spec = int(cfg.group.world), spec_of(cfg)
+    # The workers are forked: import what PyTorch's arms need once, here, not once per worker.
+    # DistributedDataParallel's constructor imports torch._dynamo (≈ 2 s of CPU when idle).
+    for placement, modules in (("dp", ("torch.nn.parallel", "torch._dynamo")),
+                               ("tp", ("torch.distributed.tensor.parallel", "torch._dynamo")),
+                               ("pp", ("torch.distributed.pipelining", "torch._dynamo"))):
+        if placement in spec["placements_run"]:
+            for module in modules:
+                importlib.import_module(module)
     X, Y = mlp.digits()
     names = arm_names(spec["placements_run"])
     load_start = os.getloadavg()
