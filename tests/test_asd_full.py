@@ -18,6 +18,7 @@ import torch
 from steps.core import checkpoint
 from steps.core.cli import load
 from steps.core.config import compose
+from steps.core.metrics import is_accounting
 from tests.conftest import ROOT, Killed, device_arg, die_after, snakemake
 
 
@@ -176,6 +177,9 @@ def test_upscale_full_fstd_calls_like_non_overlap(fx, tmp_path):
     assert row["fstd"]["calls"] == row["non_overlap"]["calls"] == 6 * 3
     assert row["overlap"]["calls"] == 15 * 3
     assert all(np.isfinite(row[m]["psnr"]) and row[m]["seam"] > 0 for m in ("non_overlap", "overlap", "fstd"))
+    rec = json.loads((tmp_path / "f.json").read_text())  # the calls of every size are declared accounting
+    assert is_accounting("fstd_full", rec, "fstd_full.s64x96.fstd.calls")
+    assert not is_accounting("fstd_full", rec, "fstd_full.s64x96.fstd.wall_s")
 
 
 def test_stablesr_checkpoint_without_conversion_is_one_error(tmp_path):

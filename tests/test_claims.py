@@ -3,6 +3,8 @@ every paper's claims.yaml is valid and names metrics its report reads."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import yaml
 
@@ -174,3 +176,89 @@ def test_a_model_change_shows_the_verdicts_measured_before_and_after():
     assert "**fails** → **holds** (measured at mini)" in table and "recorded: holds (x = 1.5) → ?" in table
     missing = claims.verdicts(data, {"m": {"x": 2.0}}, "mini")[0]       # the earlier model's file not made
     assert missing.measured[0]["before"]["verdict"] == "not run"
+
+
+@functools.cache
+def step_declarations():
+    from steps.core import declared
+
+    return declared.declarations()
+
+
+def test_every_step_declares_accounting_readably():
+    """Every `metrics.write(..., accounting=...)` is a literal or a module-level constant, so
+    that the test below reads what each step declares without running it."""
+    from steps.core import declared
+
+    decls = step_declarations()
+    assert {("steps.asd.upscale", "fstd"), ("steps.asd.full.upscale_full", "fstd_full"),
+            ("steps.slimflow.evaluate", "params")} <= {(d.module, d.file) for d in decls}
+    assert declared.unreadable(decls) == []
+
+
+@pytest.mark.parametrize("paper", PAPERS)
+def test_no_claim_compares_only_arithmetic_of_the_setup(paper):
+    """Over every paper's claims at every scale (full-only ones too, which no test runs): no
+    `kind: claim` has a comparison whose two sides are computed from the same parameters only,
+    i.e. name only values the steps declare accounting (or constants). Such a check cannot fail
+    for a reason the paper could be wrong about: make it kind: accounting, or measure."""
+    from steps.core import declared
+
+    assert declared.flagged(paper, decls=step_declarations()) == []
+
+
+def test_the_check_flags_a_constructed_claim_over_declared_arithmetic():
+    """The test above can fail: claims over asd's declared call counts (mini and full) and over
+    slimflow's parameter ratio are flagged, a measured wall time or FID beside them is not, and
+    the same checks as kind `accounting` are shown, not flagged."""
+    from steps.core import declared
+
+    def c(id_, check, kind="claim"):
+        return {"id": id_, "statement": "s", "check": check, "scales": ["mini", "full"], "source": "x", "kind": kind}
+
+    asd = {"claims": [
+        c("calls_equal", "fstd.fstd.calls <= fstd.non_overlap.calls and fstd.fstd.calls >= fstd.non_overlap.calls"),
+        c("calls_full", "fstd_full.s1024x2048.fstd.calls <= fstd_full.s1024x2048.non_overlap.calls"),
+        c("cost", "fstd.fstd.wall_s <= 1.25 * fstd.non_overlap.wall_s"),
+        c("cost_full", "fstd_full.s1024x2048.fstd.wall_s <= 1.25 * fstd_full.s1024x2048.non_overlap.wall_s"),
+        c("shown", "fstd.fstd.calls <= fstd.non_overlap.calls", kind="accounting")]}
+    flagged = declared.flagged("asd", asd, step_declarations())
+    assert [(f[0], f[1]) for f in flagged] == [
+        ("calls_equal", "fstd.fstd.calls <= fstd.non_overlap.calls"),
+        ("calls_equal", "fstd.fstd.calls >= fstd.non_overlap.calls"),
+        ("calls_full", "fstd_full.s1024x2048.fstd.calls <= fstd_full.s1024x2048.non_overlap.calls")]
+    slim = {"claims": [c("old", "params.teacher_over_student >= 8 and fid.one_step.fgd.mean <= 1.5 * fid.reference.instaflow_student")]}
+    assert declared.flagged("slimflow", slim, step_declarations()) == [
+        ("old", "params.teacher_over_student >= 8", ["params.teacher_over_student"])]
+    # another paper's steps do not declare for it: asd's `fstd` means nothing to slimflow
+    assert declared.flagged("slimflow", {"claims": [asd["claims"][0]]}, step_declarations()) == []
+
+
+def test_declarations_are_read_from_source(tmp_path):
+    """Literal declarations, the metrics file from a `.json` path or from the metric name (an
+    f-string as a pattern), and a declaration built at run time reported as unreadable."""
+    from steps.core import declared
+
+    step = tmp_path / "steps" / "p"
+    step.mkdir(parents=True)
+    (step / "a.py").write_text(
+        "def main(cfg, out, name, keys):\n"
+        "    metrics.write(out / 'size.json', cfg, 'size', 'd', {}, 0.0, 'cpu', accounting=['ratio.*'])\n"
+        "    metrics.write(out, cfg, f'model_{name}', 'd', {}, 0.0, 'cpu', accounting=('calls',))\n"
+        "    metrics.write(out, cfg, 'x', 'd', {}, 0.0, 'cpu', accounting=list(keys))\n"
+        "    metrics.write(out, cfg, 'y', 'd', {}, 0.0, 'cpu')\n")
+    decls = declared.declarations(tmp_path)
+    assert [(d.file, d.paths) for d in decls] == [("size", ("ratio.*",)), ("model_*", ("calls",)), ("x", None)]
+    assert declared.unreadable(decls) == [f"steps.p.a:{decls[2].line}"]
+    assert declared.is_arithmetic("size.ratio.int4", decls) and declared.is_arithmetic("model_b.calls.n", decls)
+    assert not declared.is_arithmetic("size.acc", decls) and not declared.is_arithmetic("size.ratio", decls)
+
+
+@pytest.mark.parametrize("declared_as, key, covered", [
+    (["size_ratio"], "size_ratio.int4", True), (["size_ratio"], "size_ratio", True),
+    (["size_ratio.int4"], "size_ratio", False), (["*.fstd.calls"], "s512x512.fstd.calls", True),
+    (["*.fstd.calls"], "s512x512.fstd.wall_s", False), (["*.calls"], "fstd.calls.n", True), (["calls"], "calls_n", False)])
+def test_declared_paths_cover_the_nodes_below_them(declared_as, key, covered):
+    from steps.core import metrics
+
+    assert metrics.declares(declared_as, key) is covered

@@ -164,6 +164,16 @@ def comparisons(check: str) -> list[tuple[str, list[str]]]:
     return out
 
 
+def arithmetic_comparisons(check: str, is_arithmetic) -> list[tuple[str, list[str]]]:
+    """The comparisons of a check (a check without one counts as one) that name metric paths
+    and only paths for which `is_arithmetic(path)` is true, i.e. whose two sides are computed
+    from the same parameters (or constants) only: such a comparison cannot fail for a reason
+    the paper could be wrong about. steps.core.report refuses a `claim` with one, on the
+    metrics of the run; tests/test_claims.py, on every step's declarations (steps.core.declared)."""
+    found = comparisons(check) or [(check, paths(check))]
+    return [(text, named) for text, named in found if named and all(is_arithmetic(p) for p in named)]
+
+
 def lookup(metrics: dict, path: str):
     """Resolve `file.key.key` in {file: values-tree}."""
     node = metrics

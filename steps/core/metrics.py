@@ -82,10 +82,13 @@ def write(
 ) -> dict:
     """Validate and atomically write one metrics file; returns the record.
 
-    `accounting`: paths under `values` (`size_ratio.int4`, or a whole node `size_ratio`) that
-    are arithmetic of the setup (fixed by the config, e.g. a size ratio from bit widths), not
-    measurements: a claim may show them (kind `accounting`) but never count them as a finding
-    (steps.core.report refuses a `claim` whose check names only such values)."""
+    `accounting`: paths under `values` (`size_ratio.int4`, or a whole node `size_ratio`; `*`
+    stands for any one key, `*.fstd.calls`) that are arithmetic of the setup (fixed by the
+    config, e.g. a size ratio from bit widths), not measurements: a claim may show them (kind
+    `accounting`) but never count them as a finding (steps.core.report refuses a `claim` with a
+    comparison of only such values). Pass a literal or a module-level constant (`ACCOUNTING`),
+    never a list built at run time: tests/test_claims.py reads every step's declarations
+    without running it (steps.core.declared) to check every paper's claims, full scale included."""
     record = {
         "paper": cfg.paper,
         "scale": cfg.scale,
@@ -125,7 +128,20 @@ def is_accounting(metric: str, record: dict, path: str) -> bool:
     """Is `<metric>.<path...>` (a claim's metric path) arithmetic of the setup, as the step that
     wrote `record` declared?"""
     key = path[len(metric) + 1:] if path.startswith(metric + ".") else None
-    return key is not None and any(key == a or key.startswith(a + ".") for a in record.get("accounting") or ())
+    return key is not None and declares(record.get("accounting") or (), key)
+
+
+def declares(accounting: Sequence[str], key: str) -> bool:
+    """Does a declaration (`size_ratio`, `*.fstd.calls`: `*` is any one key) cover the path
+    `key` under values, itself or a node above it?"""
+    import fnmatch
+
+    parts = key.split(".")
+    for a in accounting:
+        pat = a.split(".")
+        if len(pat) <= len(parts) and all(fnmatch.fnmatchcase(k, p) for k, p in zip(parts, pat, strict=False)):
+            return True
+    return False
 
 
 def read(path: str | os.PathLike) -> dict:

@@ -58,13 +58,14 @@ def refuse_accounting_claims(verdicts, records: dict) -> None:
         return m in records and metricslib.is_accounting(m, records[m], p)
 
     for v in verdicts:
-        if v.kind != "claim" or not v.values:
+        if v.kind != "claim":
             continue
-        for text, named in claimslib.comparisons(v.check) or [(v.check, list(v.values))]:
-            if named and all(arithmetic(p) for p in named):
-                raise PaperzooError(f"claim {v.id} checks only arithmetic of the setup in `{text}` ({', '.join(named)}: "
-                                    "declared accounting by the step that wrote them); make it kind: accounting, "
-                                    "or check a measured value")
+        bad = claimslib.arithmetic_comparisons(v.check, arithmetic)
+        if bad:
+            text, named = bad[0]
+            raise PaperzooError(f"claim {v.id} checks only arithmetic of the setup in `{text}` ({', '.join(named)}: "
+                                "declared accounting by the step that wrote them); make it kind: accounting, "
+                                "or check a measured value")
 
 
 def _side(m: dict) -> str:
