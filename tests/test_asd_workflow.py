@@ -27,12 +27,34 @@ def test_smoke_dag_end_to_end(asd_smoke):
     assert fstd["fstd"]["calls"] == fstd["non_overlap"]["calls"] < fstd["overlap"]["calls"]
     report = (res / "report.md").read_text()
     assert "these numbers mean nothing" in report and "not testable at smoke" in report
+    accounting = report.split("## Accounting")[1].split("\n## ")[0]
+    assert "FSTD makes exactly the model calls" in accounting and "**holds**" in accounting
     for fig in ("samples.png", "composition.png", "upscaled.png", "fstd.png"):
         assert (res / "figures" / fig).stat().st_size > 1000
     for job in ("gen_data", "train_gen_square", "train_gen_arad", "train_sr", "sample_eval", "upscale", "report"):
         assert (asd_smoke / "benchmarks" / "asd" / f"{job}.tsv").exists()
         assert "done: work" in (asd_smoke / "logs" / "asd" / f"{job}.log").read_text()
     assert not list((asd_smoke / "models" / "asd").rglob("*.resume.pt"))
+
+
+def test_call_counts_are_accounting_and_a_claim_over_them_is_refused(asd_smoke):
+    """The call counts follow from the tile grid: upscale declares them, and the report refuses
+    the old `fstd_calls_as_nonoverlap` (kind claim) over the smoke run's own metrics."""
+    from steps.core import claims, declared, report
+    from steps.core.errors import PaperzooError
+
+    rec = metrics.read(asd_smoke / "results" / "asd" / "fstd.json")
+    assert {"fstd.calls", "non_overlap.calls", "overlap.calls"} <= set(rec["accounting"])
+    # what the run declared is what the source declares (read without a run by steps.core.declared)
+    assert [set(d.paths) for d in declared.declarations() if d.file == "fstd"] == [set(rec["accounting"])]
+    old = "fstd.fstd.calls <= fstd.non_overlap.calls and fstd.fstd.calls >= fstd.non_overlap.calls"
+    v = claims.verdicts({"claims": [{"id": "old", "statement": "s", "check": old, "scales": ["smoke"], "source": "x"}]},
+                        {"fstd": rec["values"]}, "smoke")
+    with pytest.raises(PaperzooError, match="checks only arithmetic of the setup"):
+        report.refuse_accounting_claims(v, {"fstd": rec})
+    measured = claims.Verdict("new", "s", "fstd.fstd.wall_s <= 1.25 * fstd.non_overlap.wall_s", "holds",
+                              {"fstd.fstd.wall_s": 1.0, "fstd.non_overlap.wall_s": 1.0})
+    report.refuse_accounting_claims([measured], {"fstd": rec})
 
 
 def test_rerun_gives_identical_metrics(asd_smoke):

@@ -39,6 +39,27 @@ def test_smoke_dag_end_to_end(slimflow_smoke):
     assert "done" in (slimflow_smoke / "logs" / "slimflow" / "evaluate.log").read_text()
 
 
+def test_parameter_counts_are_accounting_and_the_old_size_claim_is_refused(slimflow_smoke):
+    """The size ratio follows from the two architectures' configs: evaluate declares it, and the
+    report refuses the old `small_student_close_to_large` (the ratio ANDed with a measured FID)."""
+    from steps.core import claims, declared, report
+    from steps.core.errors import PaperzooError
+
+    res = slimflow_smoke / "results" / "slimflow"
+    records = {n: metrics.read(res / f"{n}.json") for n in ("params", "fid")}
+    assert set(records["params"]["accounting"]) == {"teacher", "student", "instaflow_student", "teacher_over_student"}
+    # what the run declared is what the source declares (read without a run by steps.core.declared)
+    assert [set(d.paths) for d in declared.declarations() if d.module == "steps.slimflow.evaluate"] == \
+        [set(records["params"]["accounting"])]
+    old = "params.teacher_over_student >= 8 and fid.one_step.fgd.mean <= 1.5 * fid.reference.instaflow_student"
+    v = claims.verdicts({"claims": [{"id": "old", "statement": "s", "check": old, "scales": ["mini"], "source": "x"}]},
+                        {n: r["values"] for n, r in records.items()}, "smoke")
+    with pytest.raises(PaperzooError, match="teacher_over_student >= 8"):
+        report.refuse_accounting_claims(v, records)
+    current = claims.load(ROOT / "params" / "slimflow" / "claims.yaml")
+    report.refuse_accounting_claims(claims.verdicts(current, {n: r["values"] for n, r in records.items()}, "smoke"), records)
+
+
 def _step(work, module, *args, check=True):
     env = {"PYTHONPATH": str(work), "PAPERZOO_ROOT": str(work), "PATH": "/usr/bin:/bin"}
     res = subprocess.run([sys.executable, "-m", f"steps.slimflow.{module}", "scale=smoke", *args], cwd=work,
