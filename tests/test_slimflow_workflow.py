@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from steps.core import metrics
-from tests.conftest import ROOT, smoke_copy, snakemake
+from tests.conftest import ROOT, patient, smoke_copy, snakemake
 
 METRICS = ("fid", "params", "straightness", "schedule")
 
@@ -42,7 +42,7 @@ def test_smoke_dag_end_to_end(slimflow_smoke):
 def _step(work, module, *args, check=True):
     env = {"PYTHONPATH": str(work), "PAPERZOO_ROOT": str(work), "PATH": "/usr/bin:/bin"}
     res = subprocess.run([sys.executable, "-m", f"steps.slimflow.{module}", "scale=smoke", *args], cwd=work,
-                         env=env, capture_output=True, text=True, timeout=120)
+                         env=env, capture_output=True, text=True, timeout=patient(120))
     if check and res.returncode != 0:
         raise AssertionError(res.stderr[-2000:])
     return res
