@@ -71,9 +71,19 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+def patient(seconds: float) -> float:
+    """A subprocess's time limit that holds on a busy machine: `seconds` (enough on an idle one,
+    with a wide margin) times the machine's oversubscription now, the larger of the 1- and 5-minute
+    load averages over the core count, at least 1. The limits are there to end a hung run with a
+    message, not to time anything: a job that is merely slow must not fail."""
+    load = max(os.getloadavg()[:2]) / (os.cpu_count() or 1)
+    return seconds * max(1.0, load)
+
+
 def snakemake(workdir: Path, *args: str, timeout: int = 300, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run snakemake in `workdir` (SIGINT on timeout: SIGTERM does not stop a hung run)."""
-    cmd = ["timeout", "-s", "INT", "-k", "10", str(timeout), SNAKEMAKE, *args]
+    """Run snakemake in `workdir` (SIGINT on timeout: SIGTERM does not stop a hung run; the limit
+    is `patient(timeout)`)."""
+    cmd = ["timeout", "-s", "INT", "-k", "10", str(round(patient(timeout))), SNAKEMAKE, *args]
     res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
                          env={**(os.environ if env is None else env), "PAPERZOO_ROOT": str(workdir)})
     if check and res.returncode != 0:

@@ -28,7 +28,7 @@ import torch
 from steps.core import checkpoint, io, metrics, provenance, seal
 from steps.core.config import compose, config_hash
 from steps.core.errors import ArtifactError, remedy
-from tests.conftest import ROOT, copy_repo, snakemake
+from tests.conftest import ROOT, copy_repo, patient, snakemake
 
 
 @pytest.fixture()
@@ -237,7 +237,7 @@ def test_the_readmes_by_hand_command_refuses_smoke_data(tmp_path, step):
     provenance.close_step()
     res = subprocess.run([sys.executable, "-m", "steps.instaflow.teacher", "scale=mini", "seed=0", "teacher.steps=5",
                           f"io.digits={tmp_path}/digits.npz", f"io.captions={tmp_path}/emb.npz", f"io.out={tmp_path}/rf1.pt"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, capture_output=True, text=True, timeout=patient(120))
     assert res.returncode == 3, res.stderr
     err = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "built at scale smoke, but this step runs at scale mini" in err[0], res.stderr
@@ -309,7 +309,7 @@ def test_a_rerun_with_another_config_starts_over_end_to_end(tmp_path):
         p.kill()
         p.wait()
     assert resume.exists() and not out.exists()
-    res = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=patient(120))
     assert res.returncode == 0, res.stderr
     assert "not resuming" in res.stderr and "another config" in res.stderr and f"paperzoo resuming {out}" not in res.stderr
     assert checkpoint.load(out)["step"] == 100 and (tmp_path / "rf1.pt.resume.pt.stale").exists()

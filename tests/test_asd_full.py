@@ -19,7 +19,7 @@ from steps.core import checkpoint
 from steps.core.cli import load
 from steps.core.config import compose
 from steps.core.metrics import is_accounting
-from tests.conftest import ROOT, Killed, device_arg, die_after, snakemake
+from tests.conftest import ROOT, Killed, device_arg, die_after, patient, snakemake
 
 
 def test_full_config_marks_gpu_rules():
@@ -31,7 +31,7 @@ def test_full_config_marks_gpu_rules():
 
 
 def step(*args, env):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=patient(120))
 
 
 def test_fetch_from_a_local_fixture(tmp_path, step_env):

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 
 from steps.core import bench_imports
 from steps.core.sources import module_file
+from tests.conftest import ROOT, patient
 
 # `-X importtime` output: children are printed before their parent, indented two spaces deeper.
 SAMPLE = """\
@@ -60,7 +60,7 @@ def test_rule_modules_are_the_modules_the_rules_run():
 def test_command_measures_a_cheap_module_and_writes_json(tmp_path):
     out = tmp_path / "imports.json"
     res = subprocess.run([sys.executable, "-m", "steps.core.bench_imports", "--module", "steps.core.errors",
-                          "--repeat", "1", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                          "--repeat", "1", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=patient(60))
     assert res.returncode == 0, res.stderr
     assert "| steps.core.errors |" in res.stdout
     (row,) = json.loads(out.read_text())["rows"]
@@ -103,7 +103,7 @@ def test_light_steps_do_not_import_torch():
             "    importlib.import_module(m)\n"
             "    if 'torch' in sys.modules:\n"
             "        sys.exit(f'{m} imports torch')\n")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=patient(120))
     assert res.returncode == 0, res.stderr[-2000:]
 
 
@@ -112,5 +112,5 @@ def test_the_cuckoo_step_does_not_import_the_stream_generators_libraries():
     only the stream's generator uses."""
     code = ("import sys, steps.monolith.cuckoo\n"  # numba imports scipy's bare package, not these
             "print(sorted(m for m in ('pandas', 'scipy.optimize', 'scipy.special') if m in sys.modules))")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=patient(120), check=True)
     assert res.stdout.strip() == "[]"

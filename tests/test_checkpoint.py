@@ -16,7 +16,7 @@ import torch
 from steps.core import checkpoint
 from steps.core.errors import ArtifactError
 from steps.core.io import save_npz
-from tests.conftest import ROOT
+from tests.conftest import ROOT, patient
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +50,12 @@ def same(a, b):
 def reference(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "rf1.pt"
     p = teacher(None, tiny_data, out, 3000, 500)
-    assert p.wait(120) == 0, p.stdout.read()
+    assert p.wait(patient(120)) == 0, p.stdout.read()
     return weights(out)
 
 
 def wait_for(path, timeout=60):
-    t = time.time()
+    t, timeout = time.time(), patient(timeout)
     while not path.exists():
         if time.time() - t > timeout:
             raise TimeoutError(path)
@@ -64,7 +64,7 @@ def wait_for(path, timeout=60):
 
 def wait_for_line(p, text: str, timeout: float = 60) -> str:
     """Read the process's output until a line contains `text`; returns what was read."""
-    seen, end = "", time.time() + timeout
+    seen, end = "", time.time() + patient(timeout)
     while time.time() < end:
         line = p.stdout.readline()
         seen += line
@@ -79,14 +79,14 @@ def test_sigterm_checkpoints_exits_nonzero_and_resumes_equal(tiny_data, tmp_path
     p = teacher(None, tiny_data, out, 3000, 10**9)  # no periodic checkpoints: only SIGTERM writes one
     head = wait_for_line(p, "teacher: ")  # training has started (a progress line), whatever the load
     p.send_signal(signal.SIGTERM)
-    log = head + p.communicate(timeout=60)[0]
+    log = head + p.communicate(timeout=patient(60))[0]
     assert p.returncode == 143, log
     assert resume.exists() and not out.exists()
     assert "error: stopped by SIGTERM at step" in log
     stopped_at = checkpoint.load(resume)["step"]
     assert 0 < stopped_at < 3000
     p = teacher(None, tiny_data, out, 3000, 10**9)
-    log = p.communicate(timeout=120)[0]
+    log = p.communicate(timeout=patient(120))[0]
     assert p.returncode == 0, log
     assert f"from step {stopped_at}" in log
     assert not resume.exists()
@@ -105,7 +105,7 @@ def test_sigkill_rerun_resumes_from_last_periodic_checkpoint(tiny_data, tmp_path
     at = checkpoint.load(resume)["step"]
     assert at % 500 == 0 and at > 0
     p = teacher(None, tiny_data, out, 3000, 500)
-    log = p.communicate(timeout=120)[0]
+    log = p.communicate(timeout=patient(120))[0]
     assert p.returncode == 0, log
     assert f"resuming {out} from step" in log
     assert same(weights(out), reference)
@@ -116,7 +116,7 @@ def test_corrupt_resume_checkpoint_is_reported_not_discarded(tiny_data, tmp_path
     resume = tmp_path / "rf1.pt.resume.pt"
     resume.write_bytes(b"not a checkpoint")
     p = teacher(None, tiny_data, out, 50, 500)
-    log = p.communicate(timeout=60)[0]
+    log = p.communicate(timeout=patient(60))[0]
     assert p.returncode == 3, log
     assert f"resume checkpoint {resume} is corrupt" in log
     assert resume.read_bytes() == b"not a checkpoint"

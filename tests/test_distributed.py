@@ -27,7 +27,7 @@ import torch
 
 from steps.core import checkpoint, distributed, resources
 from steps.core.errors import ConfigError
-from tests.conftest import ROOT, snakemake
+from tests.conftest import ROOT, patient, snakemake
 
 # Two processes compute the gradient of the same global batch as one, summed in another order
 # (each rank's half, then DDP's all-reduce): in float32 that changes the last bits (≈ 1e-7
@@ -169,7 +169,7 @@ def two_process_runs(smoke_run, tmp_path_factory) -> dict:
         procs[phase] = (subprocess.Popen(step_cmd(2, phase, smoke_run, out), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                          env=env_for(tmp)), out, log)
     for phase, (p, _, log) in procs.items():
-        assert p.wait(300) == 0, (phase, (tmp / f"{phase}.log").read_text()[-3000:])
+        assert p.wait(patient(300)) == 0, (phase, (tmp / f"{phase}.log").read_text()[-3000:])
         log.close()
     return {phase: out for phase, (_, out, _) in procs.items()} | {"tmp": tmp}
 
@@ -238,7 +238,7 @@ def test_a_dead_rank_fails_the_job_fast_and_its_checkpoint_resumes_on_one_proces
     assert victim and p.poll() is None, "the run ended before rank 1 could be killed"
     os.kill(victim, signal.SIGKILL)
     t0 = time.monotonic()
-    rc = p.wait(120)
+    rc = p.wait(patient(120))
     failed_after = time.monotonic() - t0
     log.close()
     text = (tmp_path / "run.log").read_text()
@@ -249,7 +249,7 @@ def test_a_dead_rank_fails_the_job_fast_and_its_checkpoint_resumes_on_one_proces
     assert at % 10 == 0 and 0 < at < 100 and not out.exists()
 
     one = subprocess.run(step_cmd(1, "teacher", smoke_run, out), cwd=ROOT, capture_output=True, text=True,
-                         env=env_for(tmp_path), timeout=120)
+                         env=env_for(tmp_path), timeout=patient(120))
     assert one.returncode == 0, one.stderr[-3000:]
     assert f"from step {at} " in one.stderr and "written by 2 process(es), resumed on 1" in one.stderr
     ref = checkpoint.load(smoke_run / "models" / "instaflow" / "rf1_s0.pt")
@@ -273,7 +273,7 @@ def test_a_hung_rank_times_out_instead_of_hanging(smoke_run, tmp_path):
     victim = _rank_pid(p.pid, 1)
     os.kill(victim, signal.SIGSTOP)
     try:
-        rc = p.wait(120)
+        rc = p.wait(patient(120))
     finally:
         with __import__("contextlib").suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)

@@ -18,7 +18,7 @@ import yaml
 
 from steps.core import dvc_sync
 from steps.core.errors import ConfigError
-from tests.conftest import PY, ROOT, copy_repo, snakemake
+from tests.conftest import PY, ROOT, copy_repo, patient, snakemake
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 SMOKE_TARGETS = ("results/instaflow/report.md", "results/index.md")
@@ -32,7 +32,7 @@ def env(work: Path) -> dict:
 
 
 def sh(work: Path, *cmd: str, timeout: int = 240, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run(["timeout", "-s", "INT", "-k", "10", str(timeout), *cmd], cwd=work,
+    res = subprocess.run(["timeout", "-s", "INT", "-k", "10", str(round(patient(timeout))), *cmd], cwd=work,
                          capture_output=True, text=True, env=env(work))
     if check and res.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
@@ -88,7 +88,7 @@ def test_dvc_yaml_is_generated_from_the_dag_at_mini():
     the Snakemake DAG (regenerate with `python -m steps.core.dvc_sync generate`)."""
     assert dvc_sync.dvc_yaml_scale(ROOT) == "mini"  # what `snakemake -c all` makes: the two agree
     res = subprocess.run([PY, "-m", "steps.core.dvc_sync", "generate", "--check"], cwd=ROOT,
-                         capture_output=True, text=True, env=env(ROOT), timeout=120)
+                         capture_output=True, text=True, env=env(ROOT), timeout=patient(120))
     assert res.returncode == 0, f"dvc.yaml drifted from the DAG: {res.stderr[-2000:]}"
     doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     assert set(doc["stages"]) == {*dvc_sync.papers(ROOT), "index"}

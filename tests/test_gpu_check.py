@@ -16,7 +16,7 @@ import torch
 from steps.core import gpu_check
 from steps.core.config import compose
 from steps.instaflow.sd import arch, bench
-from tests.conftest import ROOT
+from tests.conftest import ROOT, patient
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def tiny_run(tmp_path_factory):
     """scripts/gpu_check.sh --device cpu --tiny, once: (completed process, JSON record)."""
     out = tmp_path_factory.mktemp("gpu_check") / "record.json"
     res = subprocess.run(["bash", "scripts/gpu_check.sh", "--device", "cpu", "--tiny", "--out", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+                         cwd=ROOT, capture_output=True, text=True, timeout=patient(600))
     return res, json.loads(out.read_text()) if out.exists() else None
 
 
@@ -95,5 +95,5 @@ def test_without_cuda_the_check_stops_with_one_line(monkeypatch, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where there is no GPU")
 def test_pytest_device_cuda_is_refused_without_a_gpu():
     res = subprocess.run([sys.executable, "-m", "pytest", "tests/test_gpu_check.py", "--device", "cuda", "--collect-only", "-q"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+                         cwd=ROOT, capture_output=True, text=True, timeout=patient(120))
     assert res.returncode != 0 and "--device cuda: no CUDA GPU" in res.stdout + res.stderr

@@ -18,7 +18,7 @@ from steps.core import metrics as metricslib
 from steps.core.cli import load
 from steps.core.config import compose
 from steps.core.io import load_npz, load_parquet, save_npz, save_parquet
-from tests.conftest import device_arg
+from tests.conftest import device_arg, patient
 
 PHASES = ("fetch", "prompts", "pairs", "reflow", "distill", "evaluate", "report")
 CAPTIONS = ["a red bus on a street", "two cats on a sofa", "a plate of food", "a man riding a horse",
@@ -251,7 +251,7 @@ def test_reflow_data_parallel_under_torchrun(sd_pairs, tmp_path):
            *[a for a in SMALL if not a.startswith("device=")], "device=cpu", "threads=2", *sd_pairs["common"],
            f"io.pairs={d / 'pairs_sd'}", f"io.out={out}"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root,
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=patient(300), cwd=root,
                          env={**os.environ, "PAPERZOO_RANK_LOGS": str(tmp_path)})
     assert res.returncode == 0, res.stderr[-3000:]
     assert "rank 0/2" in res.stderr and "2 process(es) × 1 × 2" in res.stderr and "rank 1/2" not in res.stderr

@@ -23,7 +23,7 @@ from steps.core import config
 from steps.core.errors import ArtifactError, ConfigError
 from steps.linf_regression import aggregate, fetch, problems, sketches
 from steps.linf_regression.common import cell, rng_for
-from tests.conftest import ROOT, copy_repo, smoke_copy, snakemake
+from tests.conftest import ROOT, copy_repo, patient, smoke_copy, snakemake
 
 PAPER = "linf_regression"
 
@@ -230,7 +230,7 @@ def test_claims_parse_and_name_the_metrics_the_steps_write():
 
 def _step(module: str, *args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"steps.linf_regression.{module}", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=patient(60))
 
 
 def test_missing_or_corrupt_instance_and_unknown_key_fail_with_one_line(tmp_path):

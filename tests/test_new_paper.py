@@ -12,7 +12,7 @@ import yaml
 
 from steps.core import new_paper
 from steps.core.errors import ConfigError
-from tests.conftest import ROOT, copy_repo, snakemake
+from tests.conftest import ROOT, copy_repo, patient, snakemake
 
 SLUG = "zz_scaffolded"
 
@@ -22,7 +22,7 @@ def scaffolded(tmp_path_factory):
     work = copy_repo(tmp_path_factory.mktemp("new_paper"))
     res = subprocess.run([sys.executable, "-m", "steps.core.new_paper", SLUG, "--family", "test family",
                           "--title", "A Paper About Things"], cwd=work, capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "PAPERZOO_ROOT": str(work)}, timeout=300)
+                         env={"PATH": "/usr/bin:/bin", "PAPERZOO_ROOT": str(work)}, timeout=patient(300))
     assert res.returncode == 0, res.stderr[-3000:]
     return work
 
@@ -51,7 +51,7 @@ def test_its_generated_tests_pass_and_its_report_says_placeholder(scaffolded):
     claim holding); the registry-wide tests of checks and claims pass for it too."""
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n0",
                           f"tests/test_{SLUG}.py", "tests/test_checks.py", "tests/test_claims.py", "-k",
-                          f"{SLUG} or not ["], cwd=scaffolded, capture_output=True, text=True, timeout=600,
+                          f"{SLUG} or not ["], cwd=scaffolded, capture_output=True, text=True, timeout=patient(600),
                          env={"PATH": "/usr/bin:/bin", "PAPERZOO_ROOT": str(scaffolded)})
     assert res.returncode == 0, res.stdout[-4000:]
     assert f"tests/test_{SLUG}.py ...." in res.stdout or "passed" in res.stdout

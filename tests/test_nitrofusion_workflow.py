@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from steps.core import metrics
-from tests.conftest import ROOT, smoke_copy
+from tests.conftest import ROOT, patient, smoke_copy
 
 METRICS = ["fid", "prompt_acc", "coverage", "d_overfit"]
 
@@ -43,17 +43,17 @@ def test_smoke_dag_end_to_end(nitro_smoke):
 
 def test_bad_input_is_one_line(tmp_path, step_env):
     res = subprocess.run([sys.executable, "-m", "steps.nitrofusion.adversarial", "scale=smoke", "adversarial.steps=many"],
-                         cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=60)
+                         cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=patient(60))
     assert res.returncode == 2 and "adversarial.steps" in res.stderr.strip().splitlines()[-1]
     res = subprocess.run([sys.executable, "-m", "steps.nitrofusion.adversarial", "scale=smoke", "adversarial.arms=[nope]",
                           f"io.teacher={tmp_path}/t.pt", f"io.student={tmp_path}/s.pt", f"io.digits={tmp_path}/d.npz",
                           f"io.captions={tmp_path}/c.npz", f"io.out={tmp_path}/o.pt"],
-                         cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=60)
+                         cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=patient(60))
     assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith('error: nitrofusion: adversarial.arms = ["nope"] is not valid')
     res = subprocess.run([sys.executable, "-m", "steps.nitrofusion.adversarial", "scale=smoke",
                           f"io.teacher={tmp_path}/t.pt", f"io.student={tmp_path}/s.pt", f"io.digits={tmp_path}/d.npz",
                           f"io.captions={tmp_path}/c.npz", f"io.out={tmp_path}/o.pt"],
-                         cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=60)
+                         cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=patient(60))
     assert res.returncode == 3 and res.stderr.strip().splitlines()[-1].startswith("error:")
 
 

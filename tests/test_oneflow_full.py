@@ -13,7 +13,7 @@ import pytest
 
 from steps.core.errors import ArtifactError, ConfigError, PaperzooError
 from steps.oneflow import bench, fetch
-from tests.conftest import ROOT
+from tests.conftest import ROOT, patient
 
 
 def test_fetch_downloads_verifies_and_locks(tmp_path):
@@ -50,7 +50,7 @@ def test_bench_step_runs_a_stand_in_command(tmp_path, step_env):
     out = tmp_path / "bench.json"
     res = subprocess.run([sys.executable, "-m", "steps.oneflow.bench", "scale=full", "io.bench=resnet50_oneflow_dp_4",
                           f"io.data={tmp_path}", f"io.metrics={out}", f"full.frameworks.oneflow.command={fake!r}"],
-                         cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=60)
+                         cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=patient(60))
     assert res.returncode == 0, res.stderr[-2000:]
     values = json.loads(out.read_text())["values"]
     assert values["throughput"] == pytest.approx(106.0) and values["gpus"] == 32
@@ -58,6 +58,6 @@ def test_bench_step_runs_a_stand_in_command(tmp_path, step_env):
 
 def test_unknown_benchmark_is_one_line(tmp_path, step_env):
     res = subprocess.run([sys.executable, "-m", "steps.oneflow.bench", "scale=full", "io.bench=nope", f"io.data={tmp_path}",
-                          f"io.metrics={tmp_path}/x.json"], cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=60)
+                          f"io.metrics={tmp_path}/x.json"], cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=patient(60))
     assert res.returncode == 2 and "error: unknown benchmark 'nope'" in res.stderr
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from steps.core import metrics
-from tests.conftest import ROOT, copy_repo, smoke_copy, snakemake
+from tests.conftest import ROOT, copy_repo, patient, smoke_copy, snakemake
 
 SMOKE = ["unit", "equiv_dp", "equiv_tp", "bytes_grid", "pipeline"]  # throughput: mini only (smoke.yaml)
 # wall-clock dependent: pipeline.py's idle and peaks, throughput.py's samples/s and ratios
@@ -56,7 +56,7 @@ def test_bad_input_is_one_line(tmp_path, step_env):
     res = snakemake(ROOT, "-n", "oneflow", "--config", "oneflow=group.wrld=2", check=False)
     assert res.returncode != 0 and "error: unknown key 'group.wrld' for oneflow" in res.stdout + res.stderr
     res = subprocess.run([sys.executable, "-m", "steps.oneflow.equiv", "scale=smoke", "equiv.placement=zz",
-                          f"io.metrics={tmp_path}/x.json"], cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=60)
+                          f"io.metrics={tmp_path}/x.json"], cwd=ROOT, env=step_env, capture_output=True, text=True, timeout=patient(60))
     # refused when the config is composed (params/oneflow/checks.yaml), before the step runs
     assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith(
         'error: oneflow: equiv.placement = "zz" is not valid: expected one of dp, tp, hybrid, pp')

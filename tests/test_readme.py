@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PY, ROOT, copy_repo
+from tests.conftest import PY, ROOT, copy_repo, patient
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 SHELL_BLOCKS = {"bash", "sh", "shell"}
@@ -261,7 +261,7 @@ def env(work: Path) -> dict:
 
 
 def sh(work: Path, command: str, timeout: int = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(["timeout", "-s", "INT", "-k", "10", str(timeout), "bash", "-c", command], cwd=work,
+    return subprocess.run(["timeout", "-s", "INT", "-k", "10", str(round(patient(timeout))), "bash", "-c", command], cwd=work,
                           env=env(work), capture_output=True, text=True, stdin=subprocess.DEVNULL)
 
 

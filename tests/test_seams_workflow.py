@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import SNAKEMAKE, smoke_copy, snakemake
+from tests.conftest import SNAKEMAKE, patient, smoke_copy, snakemake
 
 SMOKE = ("--config", "scale=smoke")
 
@@ -85,7 +85,7 @@ def test_a_killed_training_step_resumes_and_everything_below_is_rebuilt(work):
             assert run.poll() is None and time.monotonic() < deadline, "the teacher wrote no checkpoint"
             time.sleep(0.1)
         _kill_step(work, "steps.instaflow.teacher")
-        out, _ = run.communicate(timeout=120)
+        out, _ = run.communicate(timeout=patient(120))
     finally:
         if run.poll() is None:
             run.kill()

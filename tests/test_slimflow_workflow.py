@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from steps.core import metrics
-from tests.conftest import ROOT, smoke_copy, snakemake
+from tests.conftest import ROOT, patient, smoke_copy, snakemake
 
 METRICS = ("fid", "params", "straightness", "schedule")
 
@@ -63,7 +63,7 @@ def test_parameter_counts_are_accounting_and_the_old_size_claim_is_refused(slimf
 def _step(work, module, *args, check=True):
     env = {"PYTHONPATH": str(work), "PAPERZOO_ROOT": str(work), "PATH": "/usr/bin:/bin"}
     res = subprocess.run([sys.executable, "-m", f"steps.slimflow.{module}", "scale=smoke", *args], cwd=work,
-                         env=env, capture_output=True, text=True, timeout=120)
+                         env=env, capture_output=True, text=True, timeout=patient(120))
     if check and res.returncode != 0:
         raise AssertionError(res.stderr[-2000:])
     return res

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SNAKEMAKE, copy_repo
+from tests.conftest import ROOT, SNAKEMAKE, copy_repo, patient
 
 pytestmark = pytest.mark.slurm
 
@@ -55,19 +55,19 @@ def slurm_cluster(tmp_path_factory):
     env = {**os.environ, "LOCAL_SLURM_GPUS": "2", "LOCAL_SLURM_STARTED_FILE": str(started)}
     if not shutil.which("slurmctld"):
         inst = subprocess.run(["bash", str(SCRIPTS / "start.sh")], env={**env, "LOCAL_SLURM_INSTALL_ONLY": "1"},
-                              capture_output=True, text=True, timeout=900)
+                              capture_output=True, text=True, timeout=patient(900))
         if inst.returncode != 0:
             pytest.skip(f"could not install the SLURM packages: {inst.stderr.strip().splitlines()[-1:]}")
     t0 = time.monotonic()
     try:
-        res = subprocess.run(["bash", str(SCRIPTS / "start.sh")], env=env, capture_output=True, text=True, timeout=600)
+        res = subprocess.run(["bash", str(SCRIPTS / "start.sh")], env=env, capture_output=True, text=True, timeout=patient(600))
         if res.returncode != 0:
             pytest.fail(f"local SLURM cluster did not start:\n{res.stderr[-4000:]}")
         yield time.monotonic() - t0
     finally:  # stop exactly what this session started, even when a test failed
         names = started.read_text().split() if started.exists() else []
         if names:
-            subprocess.run(["bash", str(SCRIPTS / "stop.sh"), *names], capture_output=True, timeout=300)
+            subprocess.run(["bash", str(SCRIPTS / "stop.sh"), *names], capture_output=True, timeout=patient(300))
 
 
 RUNNING: list[subprocess.Popen] = []
@@ -76,7 +76,7 @@ RUNNING: list[subprocess.Popen] = []
 def run_slurm(work: Path, *args: str, timeout: int = 600) -> subprocess.Popen:
     """snakemake through the CI profile in the background (SIGINT on timeout: SIGTERM does not
     stop a hung run), its output in work/run.log."""
-    cmd = ["timeout", "-s", "INT", "-k", "30", str(timeout), SNAKEMAKE, "--profile", PROFILE, *args]
+    cmd = ["timeout", "-s", "INT", "-k", "30", str(round(patient(timeout))), SNAKEMAKE, "--profile", PROFILE, *args]
     with open(work / "run.log", "w") as log:  # the child keeps its own descriptor
         p = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT,
                              env={**os.environ, "PAPERZOO_ROOT": str(work)})
@@ -122,6 +122,7 @@ def sacct(ids) -> list[tuple[str, str]]:
 
 
 def wait_until(cond, timeout, what):
+    timeout = round(patient(timeout))
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = cond()
@@ -194,7 +195,7 @@ def data_ready(slurm_cluster, tmp_path_factory):
     """A copy of the repo whose smoke data (digits, captions) is built, to copy per fault test."""
     work = copy_repo(tmp_path_factory.mktemp("faults_base"))
     res = subprocess.run([SNAKEMAKE, "-c2", "data/instaflow/digits.npz", "data/instaflow/caption_emb.npz", *SMOKE],
-                         cwd=work, capture_output=True, text=True, timeout=300)
+                         cwd=work, capture_output=True, text=True, timeout=patient(300))
     assert res.returncode == 0, res.stderr[-3000:]
     return work
 

@@ -16,7 +16,7 @@ import pytest
 
 from steps.core import slurm
 from steps.core.io import save_npz
-from tests.conftest import ROOT
+from tests.conftest import ROOT, patient
 
 
 def fake_run(state, requeue_rc=0, calls=None):
@@ -83,7 +83,7 @@ def test_teacher_step_under_slurm_checkpoints_then_requeues(tmp_path, fake_slurm
     while "teacher: " not in line and time.time() < deadline:  # a progress line: the loop runs
         line = p.stdout.readline()
     p.send_signal(signal.SIGTERM)
-    log = line + p.communicate(timeout=60)[0]
+    log = line + p.communicate(timeout=patient(60))[0]
     assert p.returncode == 143, log
     assert (tmp_path / "rf1.pt.resume.pt").exists() and not out.exists()
     assert (calls.exists() and calls.read_text().split() == ["requeue", "4242"]) is requeued, log
