@@ -251,7 +251,7 @@ def one_step_fid(work: Path) -> dict:
     return json.loads((work / "results" / "instaflow" / "fid.json").read_text())["values"]["one_step"]
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(patient(300))
 def test_repro_then_repro_and_snakemake_run_nothing(origin, outputs):
     t0 = time.monotonic()
     res = dvc(origin, "repro")
@@ -274,7 +274,7 @@ def test_repro_then_repro_and_snakemake_run_nothing(origin, outputs):
     assert "fid_vs_steps.png" in plots
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(patient(480))
 def test_clone_pull_sync_then_a_param_change_and_experiments(origin, outputs, tmp_path):
     # a fresh clone: after pull and sync, Snakemake trusts what DVC checked out; nothing reruns
     work = clone(origin, tmp_path / "clone")
@@ -319,7 +319,7 @@ def test_clone_pull_sync_then_a_param_change_and_experiments(origin, outputs, tm
     assert set(got) == {"ws", "tmp"} and got["ws"] == got["tmp"] != one_step_fid(work)["instaflow_long"]["mean"]
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(patient(420))
 def test_corrupt_files_are_detected_and_replaced_never_used(origin, tmp_path):
     work = clone(origin, tmp_path / "clone")
     sync(work, "--pull")

@@ -296,7 +296,7 @@ def dry(command: str) -> str:
     return command if " -n " in f" {command} " else "snakemake -n " + command.removeprefix("snakemake ")
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(patient(900))
 @pytest.mark.parametrize("text", [c.text for c in COMMANDS if c.text in RUN], ids=lambda t: t[:60])
 def test_readme_command_runs(text, copies):
     how, cmd = RUN[text], BY_TEXT[text]

@@ -248,7 +248,8 @@ def test_scancel_is_retried_and_resumes_from_the_checkpoint(data_ready, tmp_path
 def test_time_limit_is_retried_and_resumes_from_the_checkpoint(data_ready, tmp_path):
     """A 1-minute limit (and no early warning signal) on a teacher that needs longer: SLURM
     stops it with SIGTERM at the limit, the step checkpoints, the retry (given 10 minutes)
-    resumes and finishes."""
+    resumes and finishes (or, on a machine too loaded for 10 minutes, checkpoints again and the
+    next retry resumes from there)."""
     work = fault_copy(data_ready, tmp_path)
     # 150,000 steps: well over the first attempt's minute even on a fast idle machine (50,000
     # took 60 s here), well under the retry's 10 minutes on a loaded one
@@ -257,7 +258,9 @@ def test_time_limit_is_retried_and_resumes_from_the_checkpoint(data_ready, tmp_p
     out = finish(p, work)
     ids = submitted(out)["instaflow_teacher"]
     states = sacct(ids)
-    assert len(ids) == 2 and states == [(ids[0], "TIMEOUT"), (ids[1], "COMPLETED")], states
+    # the first attempt meets its minute; a retry on a heavily loaded machine may meet its ten
+    # minutes too and be retried again: each attempt after a limit resumes, the last completes
+    assert len(ids) >= 2 and [s for _, s in states] == ["TIMEOUT"] * (len(ids) - 1) + ["COMPLETED"], states
     assert resumed_from(work) > 0
     print(f"\ntime limit: {len(ids)} attempts, runs {states}, last resumed from step {resumed_from(work)}")
 
