@@ -28,6 +28,10 @@ def test_smoke_dag_end_to_end(gq_smoke):
     comp = json.loads((res / "compression.json").read_text())["values"]
     assert comp["nm_valid"]["sp24_kd"] == 1 and comp["nm_valid"]["gpusq_int8"] == 1
     assert comp["dense"]["size_ratio"] == 1 and comp["gpusq_int8"]["size_ratio"] > 2
+    assert comp["gpusq_int8"]["packed_size_ratio"] > 2 and comp["pack_roundtrip_max_abs"] == 0
+    assert comp["gpusq_int8"]["graph"]["attention_flops"] > 0 and comp["gpusq_int8"]["graph_bops_ratio"] > 1
+    accounting = metrics.read(res / "compression.json")["accounting"]
+    assert "gpusq_int8.size_ratio" in accounting and "gpusq_int8.packed_size_ratio" not in accounting
     report = (res / "report.md").read_text()
     assert "these numbers mean nothing" in report and "not testable at smoke" in report
     assert "not measured (no CUDA GPU)" in report or "measured on" in report

@@ -141,3 +141,12 @@ def test_families_follow_the_shared_zig_partition():
     scale_groups(fams, offs, 0.0)
     zero = zig.GroupIndex(m, part).zero_groups()
     assert sorted(int(i) for i in torch.nonzero(zero).flatten()) == sorted(ids)
+
+
+def test_target_count_of_a_matched_target_is_exact():
+    """A matched run's target is k/G (the groups its DHSPG run removed): it must prune k, not k − 1."""
+    from types import SimpleNamespace
+
+    for g in (160, 163, 1000):
+        fams = [SimpleNamespace(n=g - g // 3), SimpleNamespace(n=g // 3)]
+        assert [target_count(fams, k / g) for k in range(int(0.999 * g))] == list(range(int(0.999 * g)))

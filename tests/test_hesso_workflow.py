@@ -59,6 +59,21 @@ def test_a_run_is_deterministic(hesso_smoke, tmp_path):
     assert a["meta"]["pruned"] == b["meta"]["pruned"] and a["meta"]["cric"]["selected"] == b["meta"]["cric"]["selected"]
 
 
+def test_matched_run_prunes_as_many_groups_as_its_dhspg_run(hesso_smoke, tmp_path):
+    """hesso_matched_s50 takes dhspg_s50's achieved group count as its target; a checkpoint of
+    another run is refused."""
+    out = tmp_path / "matched.pt"
+    args = ["threads=1", "io.run=hesso_matched_s50", "io.data=data/hesso/images.npz", "io.partition=models/hesso/zig_groups.json"]
+    r = _step(hesso_smoke, "steps.hesso.train", *args, "io.match=models/hesso/dhspg_s50.pt", f"io.out={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ref = checkpoint.load(hesso_smoke / "models" / "hesso" / "dhspg_s50.pt")["state"]["meta"]
+    meta = checkpoint.load(out)["state"]["meta"]
+    assert meta["zero_groups"] == ref["zero_groups"] and meta["spec"]["matched_to"] == "dhspg_s50"
+    assert meta["spec"]["target"] == ref["zero_groups"] / ref["groups"] and meta["spec"]["nominal_target"] == 0.5
+    r = _step(hesso_smoke, "steps.hesso.train", *args, "io.match=models/hesso/hesso_s50.pt", f"io.out={tmp_path / 'x.pt'}")
+    assert r.returncode == 2 and "names the DHSPG run" in r.stderr.strip().splitlines()[-1]
+
+
 def test_bad_input_is_one_error_line(hesso_smoke, tmp_path):
     r = _step(hesso_smoke, "steps.hesso.train", "io.run=nope", "io.data=data/hesso/images.npz",
               "io.partition=models/hesso/zig_groups.json", f"io.out={tmp_path / 'x.pt'}")

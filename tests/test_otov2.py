@@ -40,8 +40,21 @@ def _train(part_file, arm: str, out, scale="smoke", extra=()):
 def test_runs_and_names():
     cfg = load("otov2", "train", ["scale=mini"])
     assert [common.run_name(a, s) for a, s in common.runs(cfg)] == [
-        "dense_s0", "dhspg_s50", "dhspg_s70", "lasso_s50", "lasso_s70", "random_s50", "random_s70"]
+        "dense_s0", "dhspg_s50", "dhspg_s70", "lasso_s50", "lasso_s70", "random_s50", "random_s70",
+        "lasso_matched_s50", "lasso_matched_s70", "random_matched_s50", "random_matched_s70"]
+    assert common.references(cfg) == {"lasso_matched_s50": "dhspg_s50", "lasso_matched_s70": "dhspg_s70",
+                                      "random_matched_s50": "dhspg_s50", "random_matched_s70": "dhspg_s70"}
     assert common.parse_run("lasso_s70") == ("lasso", 0.7)
+    assert common.parse_run("random_matched_s50") == ("random_matched", 0.5)
+    assert common.parse_run("vgg16_bn_lasso_matched_s79") == ("lasso_matched", 0.79)
+    assert common.parse_run("resnet50_dhspg_s80") == ("dhspg", 0.8)
+
+
+def test_matched_arms_need_dhspg_and_a_known_baseline():
+    with pytest.raises(ConfigError, match="must include dhspg"):
+        common.runs(load("otov2", "train", ["scale=mini", "runs.arms=[lasso]"]))
+    with pytest.raises(ConfigError, match="unknown arm 'dense'"):
+        common.runs(load("otov2", "train", ["scale=mini", "runs.matched=[dense]"]))
 
 
 def test_group_lasso_is_the_sum_of_zig_norms(part_file):
@@ -71,6 +84,22 @@ def test_every_arm_reaches_exactly_the_target_and_is_deterministic(part_file, tm
     a = checkpoint.load(tmp_path / "a.pt")["state"]["model"]
     b = checkpoint.load(tmp_path / "b.pt")["state"]["model"]
     assert all(torch.equal(a[k], b[k]) for k in a) and again["acc_full"] == meta["acc_full"]
+
+
+@needs_fmnist
+@pytest.mark.parametrize("arm", ["lasso_matched", "random_matched"])
+def test_matched_arm_removes_exactly_the_groups_dhspg_removed(part_file, tmp_path, arm):
+    """A matched baseline gets DHSPG's achieved group count, not the nominal target (here DHSPG
+    stops short of 0.5 in 9 steps, so the matched arm prunes fewer groups than lasso_s50 would)."""
+    ref = _train(part_file, "dhspg", tmp_path / "dhspg.pt")
+    meta = _train(part_file, arm, tmp_path / "m.pt", extra=[f"io.match={tmp_path / 'dhspg.pt'}"])
+    assert meta["groups_removed"] == ref["groups_removed"]
+    assert meta["group_sparsity"] == pytest.approx(ref["group_sparsity"]) and meta["target_sparsity"] == pytest.approx(ref["group_sparsity"])
+    assert meta["matched_to"].endswith("dhspg.pt")
+    with pytest.raises(ConfigError, match="needs io.match"):
+        _train(part_file, arm, tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="needs a DHSPG run"):
+        _train(part_file, arm, tmp_path / "y.pt", extra=[f"io.match={tmp_path / 'm.pt'}"])
 
 
 def test_bad_arm_is_one_clear_error(part_file, tmp_path):
@@ -111,19 +140,22 @@ def test_full_scale_code_path_end_to_end_on_cifar_fixture(tmp_path):
     assert set(parts) == {"resnet50", "vgg16_bn"} and parts["resnet50"]["coupled_groups"] > 0
     cfg = load("otov2", "train", FULL_TINY)
     names = []
+    refs = common.references(cfg)
     for net, arm, s, name in common.all_runs(cfg):
-        meta = train.main(load("otov2", "train", [*FULL_TINY, *io, f"io.net={net}", f"io.arm={arm}", f"io.sparsity={s}",
+        match = [f"io.match={m}/{refs[name]}.pt"] if name in refs else []
+        meta = train.main(load("otov2", "train", [*FULL_TINY, *io, *match, f"io.net={net}", f"io.arm={arm}", f"io.sparsity={s}",
                                                   f"io.out={m}/{name}.pt"]))
         assert meta["train"]["steps"] == 4 and meta["arch"] == net
         names.append(name)
-    assert names == ["resnet50_dense_s0", "resnet50_dhspg_s80", "resnet50_lasso_s80", "resnet50_random_s80",
-                     "vgg16_bn_dense_s0", "vgg16_bn_dhspg_s79", "vgg16_bn_lasso_s79", "vgg16_bn_random_s79"]
+    assert names == ["resnet50_dense_s0", "resnet50_dhspg_s80", "resnet50_lasso_matched_s80", "resnet50_random_matched_s80",
+                     "vgg16_bn_dense_s0", "vgg16_bn_dhspg_s79", "vgg16_bn_lasso_matched_s79", "vgg16_bn_random_matched_s79"]
     eq = construct_subnet.main(load("otov2", "construct_subnet", [*FULL_TINY, *io, f"io.models={m}",
                                                                   f"io.out={tmp_path}/equivalence.json"]))
     assert max(v["max_abs_diff"] for v in eq.values()) < 1e-4
     acc = evaluate.main(load("otov2", "evaluate", [*FULL_TINY, *io, f"io.models={m}", f"io.out={tmp_path}/accuracy.json"]))
     for net, s in (("resnet50", "s80"), ("vgg16_bn", "s79")):
-        assert acc[net]["random"][s]["params_ratio"] < 0.5 and acc[net]["lasso"][s]["group_sparsity"] > 0.78
+        for arm in ("lasso_matched", "random_matched"):  # pruned to what DHSPG reached in 4 steps
+            assert acc[net][arm][s]["groups_removed"] == acc[net]["dhspg"][s]["groups_removed"]
     assert metrics.read(tmp_path / "accuracy.json")["scale"] == "full"
 
 

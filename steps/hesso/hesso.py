@@ -34,8 +34,9 @@ DEFAULT_WEIGHTS = {c: 0.2 for c in saliency.CRITERIA}
 
 
 def target_count(families: list[Family], target: float) -> int:
-    """Groups to prune: ⌊G · min(target, 0.999)⌋ (as the official code)."""
-    return int(sum(f.n for f in families) * min(float(target), 0.999))
+    """Groups to prune: ⌊G · min(target, 0.999)⌋ (as the official code; + 1e-9 so that a target
+    of exactly k/G, a matched run's, gives k despite rounding)."""
+    return int(sum(f.n for f in families) * min(float(target), 0.999) + 1e-9)
 
 
 def period_quotas(k: int, periods: int) -> list[int]:

@@ -5,6 +5,8 @@ order (batches depend on the seed and step only) and the same SGD + cosine sched
 
     python -m steps.hesso.train scale=mini io.run=hesso_s70 io.data=data/hesso/images.npz \
         io.partition=models/hesso/zig_groups.json io.out=models/hesso/hesso_s70.pt
+    python -m steps.hesso.train scale=mini io.run=hesso_matched_s70 io.match=models/hesso/dhspg_s70.pt \
+        io.data=data/hesso/images.npz io.partition=models/hesso/zig_groups.json io.out=models/hesso/hesso_matched_s70.pt
 """
 
 from __future__ import annotations
@@ -107,9 +109,22 @@ def set_lr(opt, lr: float) -> None:
     opt.lr = lr
 
 
+def matched_target(spec: dict, path) -> dict:
+    """A matched run's spec: its target becomes the achieved group sparsity (zero groups / groups)
+    of the DHSPG run at `path`, the checkpoint of `spec['match']`."""
+    meta = checkpoint.load(path, f"DHSPG run {spec['match']}")["state"]["meta"]
+    if meta.get("run") != spec["match"] or meta.get("spec", {}).get("method") != "dhspg":
+        raise ConfigError(f"io.match={path} holds run {meta.get('run')!r}; runs.*.match names the DHSPG run {spec['match']!r}")
+    return {**spec, "nominal_target": spec["target"], "target": int(meta["zero_groups"]) / int(meta["groups"]),
+            "matched_to": spec["match"], "matched_groups": int(meta["zero_groups"])}
+
+
 def main(cfg: DictConfig) -> dict:
     name, data_path, part_path, out = need_io(cfg, "run", "data", "partition", "out")
     spec = run_spec(cfg, name)
+    if spec.get("match"):
+        (ref,) = need_io(cfg, "match")
+        spec = matched_target(spec, ref)
     seed = int(cfg.seed)
     rt = runtime.start(cfg, seed)
     d = load_npz(data_path, "Fashion-MNIST subset")

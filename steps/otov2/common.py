@@ -4,6 +4,11 @@ smoke/mini train one network (`model:`), runs named `{arm}_s{pct}`. Full scale t
 (`nets:` — ResNet50 and VGG16-BN on CIFAR-10, each with its tutorial's settings overriding the
 shared sections), runs named `{net}_{arm}_s{pct}`; the ZIG partition file then holds one
 partition per net.
+
+Matched arms (`runs.matched`, e.g. [lasso, random]) make the baselines' comparisons like for
+like: `lasso_matched_s50` is the lasso baseline pruned to exactly the number of groups that
+`dhspg_s50` removed (DHSPG may stop short of its target; its achieved group sparsity, not the
+nominal target, is the budget the baselines get). Such a run trains after its DHSPG reference.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from steps.core.config import plain
 from steps.core.errors import ConfigError
 
 ARMS = ("dense", "dhspg", "lasso", "random")
+MATCHABLE = ("lasso", "random")  # baselines that can be pruned to DHSPG's achieved group count
+MATCHED = tuple(f"{a}_matched" for a in MATCHABLE)
+ALL_ARMS = ARMS + MATCHED
 ARCHS = ("demo_resnet", "resnet50", "vgg16_bn")
 NET_SECTIONS = ("data", "model", "train", "runs", "dhspg", "lasso", "random", "construct", "evaluate")
 
@@ -63,7 +71,24 @@ def runs(cfg: DictConfig) -> list[tuple[str, float]]:
         if arm not in ARMS[1:]:
             raise ValueError(f"unknown otov2 arm {arm!r}: use {', '.join(ARMS[1:])}")
         out += [(arm, float(s)) for s in cfg.runs.sparsities]
+    matched = list(cfg.runs.get("matched") or [])
+    if matched and "dhspg" not in cfg.runs.arms:
+        raise ConfigError("runs.matched prunes baselines to DHSPG's achieved group count: runs.arms must include dhspg")
+    for arm in matched:
+        if arm not in MATCHABLE:
+            raise ConfigError(f"runs.matched: unknown arm {arm!r}; use {', '.join(MATCHABLE)}")
+        out += [(f"{arm}_matched", float(s)) for s in cfg.runs.sparsities]
     return out
+
+
+def reference(arm: str, sparsity: float, net: str | None = None) -> str | None:
+    """The DHSPG run whose achieved group count a matched arm is pruned to (None for other arms)."""
+    return run_name("dhspg", sparsity, net) if arm in MATCHED else None
+
+
+def references(cfg: DictConfig) -> dict[str, str]:
+    """{matched run name: its DHSPG reference run name} over the nets of this scale."""
+    return {name: reference(arm, s, net) for net, arm, s, name in all_runs(cfg) if arm in MATCHED}
 
 
 def all_runs(cfg: DictConfig) -> list[tuple[str | None, str, float, str]]:
@@ -72,8 +97,12 @@ def all_runs(cfg: DictConfig) -> list[tuple[str | None, str, float, str]]:
 
 
 def parse_run(name: str) -> tuple[str, float]:
-    arm, _, s = name.rpartition("_s")
-    return arm.rpartition("_")[2] if arm not in ARMS else arm, int(s) / 100
+    """(arm, target sparsity) of a run name, with or without a net prefix."""
+    head, _, s = name.rpartition("_s")
+    arm = next((a for a in sorted(ALL_ARMS, key=len, reverse=True) if head == a or head.endswith(f"_{a}")), None)
+    if arm is None:
+        raise ValueError(f"{name!r} is not an otov2 run name")
+    return arm, int(s) / 100
 
 
 def load_partition(path, net: str | None):

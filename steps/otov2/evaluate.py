@@ -6,7 +6,9 @@
         io.out=results/otov2/accuracy.json
 
 Values: {arm: {s<pct>: row}} for the single net of smoke/mini; at full {net: {arm: {s<pct>: row}}}
-(e.g. accuracy.resnet50.dhspg.s80.acc); `runs` lists every row by run name either way.
+(e.g. accuracy.resnet50.dhspg.s80.acc); `runs` lists every row by run name either way. A matched
+arm's row sits under the DHSPG target it was matched to (accuracy.lasso_matched.s50 = lasso pruned
+to the groups dhspg_s50 removed): its target_sparsity is that achieved share.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def main(cfg: DictConfig) -> dict:
         acc = accuracy(compact, xt, yt)
         account = compression.account(compact, example, latency_threads=1 if ev.latency else None)
         row = {
-            "target_sparsity": s, "acc": 100 * acc, "acc_full": 100 * meta["acc_full"],
+            "target_sparsity": meta.get("target_sparsity", s), "acc": 100 * acc, "acc_full": 100 * meta["acc_full"],
             "group_sparsity": meta["group_sparsity"], "groups_removed": round(meta["group_sparsity"] * num_groups[net_name]),
             "params": account["params"]["total"], "mflops": account["flops"]["dense"] / 1e6,
             "storage_mb": account["storage_mb"],

@@ -8,7 +8,9 @@ from pathlib import Path
 from steps.core import plots
 
 STYLE = {"dense": ("k", "*", "dense reference"), "dhspg": ("C0", "o", "OTOv2 (DHSPG, no fine-tune)"),
-         "lasso": ("C1", "s", "group lasso + threshold + fine-tune"), "random": ("C3", "^", "random structured")}
+         "lasso": ("C1", "s", "group lasso + threshold + fine-tune"), "random": ("C3", "^", "random structured"),
+         "lasso_matched": ("C1", "D", "lasso, pruned to DHSPG's achieved sparsity"),
+         "random_matched": ("C3", "v", "random, pruned to DHSPG's achieved sparsity")}
 
 
 def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
@@ -34,13 +36,13 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             ax.plot(xs, ys, color=color, marker=marker, ms=8, lw=1, label=name)
             for r in rows:
                 if arm != "dense" and r.get(key) is not None:
-                    ax.annotate(f"{r['target_sparsity']:g}", (r[key], r["acc"]), fontsize=7,
+                    ax.annotate(f"{r['target_sparsity']:.3g}", (r[key], r["acc"]), fontsize=7,
                                 textcoords="offset points", xytext=(4, 4))
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"otov2 ({cfg.scale}): accuracy of the compact networks (labels: target group sparsity)")
+    fig.suptitle(f"otov2 ({cfg.scale}): accuracy of the compact networks (labels: target group sparsity; matched arms: DHSPG's achieved)")
     if len(panels) > 1:
         fig.tight_layout(rect=(0, 0, 1, 0.96))
     plots.save(fig, results_dir / "figures" / "frontier.png")

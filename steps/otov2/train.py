@@ -8,7 +8,10 @@ Arms (all share the data order, the SGD arithmetic — DHSPG's plain-SGD path �
   epochs − lasso.finetune_epochs the groups with the smallest norms are zeroed (target share)
   and the rest fine-tuned with them held at zero (same total epochs);
 * random: at random.prune_epoch a seeded random target share of the groups is zeroed and held
-  at zero; training continues.
+  at zero; training continues;
+* lasso_matched, random_matched: the same baselines pruned to exactly the number of groups the
+  DHSPG run at the same target removed (io.match: that run's checkpoint), so that they are
+  compared with OTOv2 at the group sparsity it actually reached, not at the nominal target.
 
 Full scale (io.net names the net; io.raw the fetched CIFAR-10) follows the official tutorials'
 loop: random crop + flip, mixup for VGG16-BN, the LR ×0.1 every 75 epochs, plain SGD (DHSPG's
@@ -17,6 +20,8 @@ loop: random crop + flip, mixup for VGG16-BN, the LR ×0.1 every 75 epochs, plai
     python -m steps.otov2.train scale=mini io.arm=dhspg io.sparsity=0.5 io.partition=models/otov2/zig_groups.json io.out=models/otov2/dhspg_s50.pt
     python -m steps.otov2.train scale=full io.net=resnet50 io.arm=dhspg io.sparsity=0.8 io.raw=data/otov2/cifar10 \
         io.partition=models/otov2/zig_groups.json io.out=models/otov2/resnet50_dhspg_s80.pt
+    python -m steps.otov2.train scale=mini io.arm=lasso_matched io.sparsity=0.5 io.match=models/otov2/dhspg_s50.pt \
+        io.partition=models/otov2/zig_groups.json io.out=models/otov2/lasso_matched_s50.pt
 """
 
 from __future__ import annotations
@@ -55,17 +60,35 @@ def learning_rate(tr, step: int, total: int, per_epoch: int) -> float:
     raise ConfigError(f"train.schedule must be cosine or step, got {tr.schedule!r}")
 
 
+def matched_groups(path, num_groups: int) -> tuple[int, str]:
+    """(groups removed, run name) of the DHSPG reference checkpoint a matched arm is pruned to."""
+    meta = checkpoint.load(path, "DHSPG reference run")["state"]["meta"]
+    if meta.get("arm") != "dhspg":
+        raise ConfigError(f"io.match={path} is a {meta.get('arm')!r} run; a matched arm needs a DHSPG run")
+    return int(round(float(meta["group_sparsity"]) * num_groups)), str(path)
+
+
 def main(cfg: DictConfig) -> dict:
     import torch
     import torch.nn.functional as F
 
     from steps.nn import augment, zig
     from steps.nn.dhspg import DHSPG
-    from steps.otov2.common import ARMS, accuracy, data, for_net, load_partition, model, run_name
+    from steps.otov2.common import (
+        ALL_ARMS,
+        MATCHED,
+        accuracy,
+        data,
+        for_net,
+        load_partition,
+        model,
+        run_name,
+    )
 
     arm, sparsity, part_path, out = need_io(cfg, "arm", "sparsity", "partition", "out")
-    if arm not in ARMS:
-        raise ConfigError(f"io.arm must be one of {', '.join(ARMS)}, got {arm!r}")
+    if arm not in ALL_ARMS:
+        raise ConfigError(f"io.arm must be one of {', '.join(ALL_ARMS)}, got {arm!r}")
+    base = arm.removesuffix("_matched")  # the baseline a matched arm runs
     sparsity = float(sparsity)
     net_name = cfg.io.get("net") or None
     cfg = for_net(cfg, net_name)
@@ -93,9 +116,14 @@ def main(cfg: DictConfig) -> dict:
         stop_at_target=bool(dh.stop_at_target),
     )
     n_prune = int(math.floor(sparsity * part.num_groups + 1e-9))
+    matched_to = None
+    if arm in MATCHED:  # the budget is what DHSPG reached, not the nominal target
+        (ref,) = need_io(cfg, "match")
+        n_prune, matched_to = matched_groups(ref, part.num_groups)
+        log.info(f"{arm}: pruning {n_prune} of {part.num_groups} groups, as many as {ref} removed")
     prune_step = {"lasso": (int(tr.epochs) - int(cfg.lasso.finetune_epochs)) * per_epoch,
-                  "random": round(float(cfg.random.prune_epoch) * per_epoch)}.get(arm, big)
-    lasso_lam = float(cfg.lasso.lmbda) if arm == "lasso" else 0.0
+                  "random": round(float(cfg.random.prune_epoch) * per_epoch)}.get(base, big)
+    lasso_lam = float(cfg.lasso.lmbda) if base == "lasso" else 0.0
 
     name = run_name(arm, sparsity, net_name)
     fill = (-torch.tensor(list(cfg.data.mean)) / torch.tensor(list(cfg.data.std))).tolist() if "mean" in cfg.data else None
@@ -108,7 +136,7 @@ def main(cfg: DictConfig) -> dict:
         idx = perm[k * int(tr.batch):(k + 1) * int(tr.batch)]
         opt.lr = learning_rate(tr, step, total, per_epoch)
         if step == prune_step and not opt.pruned.any():
-            if arm == "lasso":  # threshold: the smallest-norm groups (ties by index)
+            if base == "lasso":  # threshold: the smallest-norm groups (ties by index)
                 order = torch.argsort(opt.index.norms(), stable=True)[:n_prune]
             else:
                 order = torch.randperm(part.num_groups, generator=seeding.step_generator(int(tr.seed), "random_groups"))[:n_prune]
@@ -132,7 +160,8 @@ def main(cfg: DictConfig) -> dict:
     acc = accuracy(net, xt, yt)
     gs = zig.group_sparsity(net, part)
     log.info(f"{name}: test accuracy {acc:.4f}, group sparsity {gs:.3f} (target {sparsity})")
-    meta = {"arm": arm, "target_sparsity": sparsity, "group_sparsity": gs, "acc_full": acc,
+    meta = {"arm": arm, "target_sparsity": n_prune / part.num_groups if matched_to else sparsity,
+            "group_sparsity": gs, "groups_removed": int(round(gs * part.num_groups)), "matched_to": matched_to, "acc_full": acc,
             "optimizer": opt.stats(), "wall_time_s": time.monotonic() - t0,
             "train": loop.record(), "net": net_name, "arch": str(cfg.model.arch), "device": str(dev)}
     net.cpu()

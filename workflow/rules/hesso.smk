@@ -7,6 +7,8 @@
 #                                                       (compact subnet, equivalence, accounting)┘
 HE_D, HE_M, HE_R = "data/hesso", "models/hesso", "results/hesso"
 HE_RUNS = list(CFG["hesso"].evaluate.runs) or list(CFG["hesso"].runs)  # this scale's runs
+# Matched runs (runs.<name>.match): pruned to the group count their DHSPG run reached; they train after it.
+HE_MATCH = {r: CFG["hesso"].runs[r].match for r in HE_RUNS if CFG["hesso"].runs[r].get("match")}
 
 
 rule hesso:
@@ -93,6 +95,7 @@ rule hesso_train:
         code("steps.hesso.train"),
         data=f"{HE_D}/images.npz",
         partition=f"{HE_M}/zig_groups.json",
+        match=lambda w: [f"{HE_M}/{HE_MATCH[w.run]}.pt"] if w.run in HE_MATCH else [],
     output:
         f"{HE_M}/{{run}}.pt",
     wildcard_constraints:
@@ -100,6 +103,7 @@ rule hesso_train:
     params:
         trigger=trigger("hesso", "train"),
         args=step_args("hesso", "train"),
+        match=lambda w: f"io.match={HE_M}/{HE_MATCH[w.run]}.pt" if w.run in HE_MATCH else "",
     threads: res("hesso", "train", "threads", 1)
     resources:
         **rule_resources("hesso", "train", launch=True),
@@ -111,7 +115,7 @@ rule hesso_train:
         "benchmarks/hesso/train_{run}.tsv"
     shell:
         "{resources.launch} -m steps.hesso.train {params.args} threads={threads} io.run={wildcards.run} "
-        "io.data={input.data} io.partition={input.partition} io.out={output} > {log} 2>&1"
+        "{params.match} io.data={input.data} io.partition={input.partition} io.out={output} > {log} 2>&1"
 
 
 rule hesso_evaluate:

@@ -4,7 +4,8 @@
 # (ResNet50 and VGG16-BN, GPU training) and adds fetch (CIFAR-10, MD5-checked) before training.
 #   (fetch) ─┐
 #   zig_partition ── train[(net ×) dense, dhspg|lasso|random × sparsity] ── construct_subnet ── evaluate ── report
-from steps.otov2.common import all_runs as _ot_all_runs
+#                        train[dhspg_s…] ── train[lasso|random_matched_s…]  (pruned to DHSPG's achieved group count)
+from steps.otov2.common import all_runs as _ot_all_runs, references as _ot_references
 
 OT_D, OT_M, OT_R = "data/otov2", "models/otov2", "results/otov2"
 
@@ -12,6 +13,8 @@ OT_D, OT_M, OT_R = "data/otov2", "models/otov2", "results/otov2"
 # at full scale (steps.otov2.common.all_runs): run name → (net, arm, sparsity).
 OT_SPEC = {name: (net, arm, s) for net, arm, s, name in _ot_all_runs(CFG["otov2"])}
 OT_RUNS = list(OT_SPEC)
+# Matched baselines: run name → the DHSPG run whose achieved group count they are pruned to.
+OT_REF = {name: f"{OT_M}/{ref}.pt" for name, ref in _ot_references(CFG["otov2"]).items()}
 # Full scale: CIFAR-10's python release (steps.otov2.fetch); nothing to fetch at smoke/mini.
 OT_RAW = [f"{OT_D}/cifar10.lock.json"] if CFG["otov2"].data.source == "cifar10" else []
 
@@ -73,6 +76,7 @@ rule otov2_train:
         code("steps.otov2.train"),
         raw=OT_RAW,
         partition=f"{OT_M}/zig_groups.json",
+        match=lambda w: OT_REF.get(w.run, []),
     output:
         f"{OT_M}/{{run}}.pt",
     wildcard_constraints:
@@ -82,7 +86,8 @@ rule otov2_train:
         args=step_args("otov2", "train"),
         arm=lambda w: OT_SPEC[w.run][1],
         sparsity=lambda w: OT_SPEC[w.run][2],
-        net=lambda w: f"io.net={OT_SPEC[w.run][0]}" if OT_SPEC[w.run][0] else "",
+        net=lambda w: " ".join(([f"io.net={OT_SPEC[w.run][0]}"] if OT_SPEC[w.run][0] else [])
+                               + ([f"io.match={OT_REF[w.run]}"] if w.run in OT_REF else [])),
     threads: 1
     resources:
         **rule_resources("otov2", "train"),
