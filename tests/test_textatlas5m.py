@@ -108,3 +108,72 @@ def test_char_prompts_and_flow_model():
     x, t = torch.randn(3, 1, 16, 32), torch.rand(3)
     out = m(x, t, torch.cat([p, p, torch.zeros_like(p)]))   # the null prompt (all pad) is valid
     assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_cell_layout_spreads_characters_over_each_line_box():
+    from steps.nn.char_layout_unet import cell_layout
+
+    cset = {c: i + 1 for i, c in enumerate("abc ")}
+    # line 1 "ab" in box y 2..12, x 4..30 (text x 6..27: 21 px, 2 cells); line 2 absent
+    lay = cell_layout([["ab", ""]], np.array([[(2, 12, 4, 30), (-1, -1, -1, -1)]]), 32, 64, cset)
+    assert lay.shape == (1, 4, 32, 64)
+    ids = lay[0, 0]
+    assert ids[3:11, 6:16].eq(1).all() and ids[3:11, 17:27].eq(2).all()   # 'a' then 'b', text rows 3..10
+    assert ids[:3].eq(0).all() and ids[11:].eq(0).all() and ids[:, :6].eq(0).all() and ids[:, 27:].eq(0).all()
+    u = lay[0, 1, 5, 6:27]
+    assert u.min() >= 0 and u.max() < 1 and (u[:10].diff() > 0).all()      # position across the cell rises
+    v = lay[0, 2, 3:11, 10]
+    assert (v.diff() > 0).all() and 0 < v[0] < v[-1] < 1                    # position down the box rises
+    assert torch.allclose(lay[0, 3][ids > 0], torch.tensor(8 / 32))        # box height / image height
+    assert lay[0, 1:][:, ids == 0].eq(0).all()                              # nothing outside the boxes
+
+
+def test_layout_unet_glyph_atlas_and_null_prompt():
+    from steps.nn.char_layout_unet import CharLayoutUNet, cell_layout
+
+    cset = {c: i + 1 for i, c in enumerate("abc ")}
+    lay = cell_layout([["ab c"]], np.array([[(2, 14, 4, 60)]]), 16, 64, cset)
+    m = CharLayoutUNet(len(cset), embed=4, c1=8, c2=8, emb=16, glyph=(2, 4, 3))
+    with torch.no_grad():
+        m.glyphs.zero_()
+        m.glyphs[1, :, :, 0] = 1.0          # 'a': channel 0 is 1 everywhere in its cell
+        m.glyphs[2, :, 2, 1] = 1.0          # 'b': channel 1 is 1 on its last column only
+    ids = lay[:, 0].round().long()
+    f = m.glyph_features(ids, lay[:, 1], lay[:, 2])
+    assert f.shape == (1, 2, 16, 64)
+    assert torch.allclose(f[0, 0][ids[0] == 1], torch.tensor(1.0)) and f[0, 0][ids[0] != 1].eq(0).all()
+    b = f[0, 1][5][ids[0, 5] == 2]           # across 'b''s cell: 0, then a bilinear ramp towards 1
+    assert b[0] == 0 and (b.diff() >= 0).all() and 0.5 < b[-1] <= 1
+    x, t = torch.randn(2, 1, 16, 64), torch.rand(2)
+    out = m(x, t, torch.cat([lay, torch.zeros_like(lay)]))   # the null prompt (all zeros) is valid
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_generator_conditioning_for_either_model():
+    from steps.core.config import compose
+    from steps.textatlas5m import gen_train
+
+    lines = np.array([["ab c", "ca"]])
+    slots = np.array([[(1, 12, 2, 40), (14, 26, 2, 30)]], dtype=np.int16)
+    for model in ("layout_unet", "cross_dit"):
+        cfg = compose("textatlas5m", "smoke", [f"gen.model={model}"])
+        c = gen_train.condition(cfg, lines, slots)
+        net = gen_train.build(cfg)
+        x = torch.randn(1, 1, int(cfg.data.height), int(cfg.data.width))
+        assert net(x, torch.rand(1), c).shape == x.shape
+
+
+def test_scores_over_seeds_mean_spread_and_range():
+    from steps.textatlas5m.evaluate import over_seeds, score_domains
+
+    texts = np.array(["aa bb", "cc dd ee", "ff"])
+    doms = np.array(["clean", "styled", "short"])
+    s0 = score_domains(texts, doms, ["aa bb", "cc", "ff"], 80)
+    s1 = score_domains(texts, doms, ["aa", "", ""], 80)
+    assert s0["dense"]["gt_words"] == 5 and s0["dense"]["correct_words"] == 3 and s0["short"]["f1"] == 1.0
+    agg = over_seeds({"s0": s0, "s1": s1})
+    f1 = [s0["dense"]["f1"], s1["dense"]["f1"]]
+    assert agg["dense"]["f1"] == pytest.approx(np.mean(f1))
+    assert agg["dense"]["f1_std"] == pytest.approx(np.std(f1, ddof=1))
+    assert agg["dense"]["f1_min"] == min(f1) and agg["dense"]["f1_max"] == max(f1)
+    assert agg["short"]["cer_max"] == 1.0 and over_seeds({"s0": s0})["dense"]["f1_std"] == 0.0

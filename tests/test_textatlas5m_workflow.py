@@ -21,8 +21,10 @@ def test_smoke_dag_end_to_end(ta_smoke):
     for name in ("dataset_stats", "ocr_on_gt", "difficulty", "generation"):
         rec = metrics.read(res / f"{name}.json")
         assert rec["scale"] == "smoke" and rec["paper"] == "textatlas5m"
+    # the degraded-image difficulty follows from the render settings: declared accounting
+    assert metrics.read(res / "difficulty.json")["accounting"] == ["degraded"]
     gen = json.loads((res / "generation.json").read_text())["values"]
-    assert set(gen["ocr"]) == {"short", "atlas"}
+    assert set(gen["ocr"]) == {"short", "atlas"} and set(gen["per_seed"]["atlas"]) == {"s0"}
     for arm in ("short", "atlas"):
         assert {"short", "clean", "blend", "styled", "dense"} <= set(gen["ocr"][arm])
         assert 0 <= gen["ocr"][arm]["dense"]["f1"] <= 1 and gen["fid_ocr_features"][arm] >= 0

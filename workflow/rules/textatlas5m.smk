@@ -1,7 +1,7 @@
 # TextAtlas5M (arXiv 2502.07870): a dataset of dense, long text in images and its benchmark.
 # Miniature DAG (smoke, mini); the full-scale DAG is in textatlas5m_full.smk.
 #   render ── ocr_train ── ocr_validate (OCR-mini checked on ground truth; difficulty) ──┐
-#         └── gen_train[short|atlas] ─────── evaluate (TextAtlasEval-mini, OCR metrics) ─┴─ report
+#         └── gen_train[short|atlas × seed] ─ evaluate (TextAtlasEval-mini, OCR metrics) ─┴─ report
 TA_D, TA_M, TA_R = "data/textatlas5m", "models/textatlas5m", "results/textatlas5m"
 
 
@@ -90,9 +90,10 @@ rule textatlas5m_gen_train:
         code("steps.textatlas5m.gen_train"),
         train=f"{TA_D}/train.npz",
     output:
-        f"{TA_M}/gen_{{arm}}.pt",
+        f"{TA_M}/gen_{{arm}}_s{{seed}}.pt",
     wildcard_constraints:
         arm="short|atlas",
+        seed=r"\d+",
     params:
         trigger=trigger("textatlas5m", "gen_train"),
         args=step_args("textatlas5m", "gen_train"),
@@ -102,11 +103,12 @@ rule textatlas5m_gen_train:
     conda:
         "../envs/paperzoo.yaml"
     log:
-        "logs/textatlas5m/gen_train_{arm}.log",
+        "logs/textatlas5m/gen_train_{arm}_s{seed}.log",
     benchmark:
-        "benchmarks/textatlas5m/gen_train_{arm}.tsv"
+        "benchmarks/textatlas5m/gen_train_{arm}_s{seed}.tsv"
     shell:
-        "python -m steps.textatlas5m.gen_train {params.args} gen.arm={wildcards.arm} threads={threads} "
+        "python -m steps.textatlas5m.gen_train {params.args} gen.arm={wildcards.arm} seed={wildcards.seed} "
+        "threads={threads} "
         "io.train={input.train} io.out={output} > {log} 2>&1"
 
 
@@ -115,7 +117,8 @@ rule textatlas5m_evaluate:
         code("steps.textatlas5m.evaluate"),
         eval=f"{TA_D}/eval.npz",
         ocr=f"{TA_M}/ocr.pt",
-        gens=expand(f"{TA_M}/gen_{{arm}}.pt", arm=CFG["textatlas5m"].gen.arms),
+        gens=expand(f"{TA_M}/gen_{{arm}}_s{{seed}}.pt", arm=CFG["textatlas5m"].gen.arms,
+                    seed=CFG["textatlas5m"].seeds),
         gt=f"{TA_R}/ocr_on_gt.json",
     output:
         out=f"{TA_R}/generation.json",
