@@ -124,3 +124,18 @@ def cifar10_release(dest: Path, n: int = 20, seed: int = 0) -> Path:
     path = Path(dest) / "cifar-10-python.tar.gz"
     path.write_bytes(buf.getvalue())
     return path
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL right after a periodic resume checkpoint (full-scale resume tests)."""
+
+
+def die_after(write):
+    """A TrainLoop.checkpoint that writes the resume checkpoint, then dies (raises Killed):
+    monkeypatch it over checkpoint.TrainLoop.checkpoint to stop a step at its first checkpoint."""
+
+    def checkpoint_then_die(self, step):
+        write(self, step)
+        raise Killed
+
+    return checkpoint_then_die

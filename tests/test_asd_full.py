@@ -18,7 +18,7 @@ import torch
 from steps.core import checkpoint
 from steps.core.cli import load
 from steps.core.config import compose
-from tests.conftest import ROOT, device_arg, snakemake
+from tests.conftest import ROOT, Killed, device_arg, die_after, snakemake
 
 
 def test_full_config_marks_gpu_rules():
@@ -60,20 +60,6 @@ SMALL = ["scale=full", device_arg(), "threads=1", "full.ratios=[[32,32],[32,48],
          "full.eval.fid_features=steps.instaflow.sd.models:tiny_fid_features", "full.eval.resolution=32", "full.eval.batch=2",
          "full.upscale.sizes=[[64,96]]", "full.upscale.tile=4", "full.upscale.max_offset=2", "full.upscale.stride=2",
          "full.upscale.steps=3", "full.upscale.reset_every=2", "full.upscale.n=1"]
-
-
-class Killed(Exception):
-    """Stands for a SIGKILL right after a periodic resume checkpoint."""
-
-
-def die_after(write):
-    """TrainLoop.checkpoint that writes the resume checkpoint, then dies."""
-
-    def checkpoint_then_die(self, step):
-        write(self, step)
-        raise Killed
-
-    return checkpoint_then_die
 
 
 def run_phase(phase: str, *args: str):

@@ -113,3 +113,26 @@ def test_registration_is_stated_beside_the_verdict():
                        history=({"date": "2026-12-01", "was": "a.b > 2", "reason": "typo in the threshold"},))
     assert v.registration == "before mini · 4c5a2f1; changed 1× (last 2026-12-01: typo in the threshold)"
     assert claims.Verdict("y", "s", "a.b > 1", "holds", {}).registration == "not recorded"
+
+
+def test_a_model_change_shows_the_verdicts_measured_before_and_after():
+    """A history entry naming the metrics of the model before (and after) a change is judged on
+    them, with the check in force then; the report shows both beside the claim."""
+    from steps.core import report
+
+    history = [{"date": "2026-12-01", "change": "model A -> B", "reason": "r",
+                "measured_before": {"m": "m_a"}, "measured_after": {"m": "m_b"}},
+               {"date": "2026-12-02", "change": "model B -> C", "reason": "r", "measured_before": {"m": "m_b"},
+                "verdict_before": "holds (x = 1.5)"},
+               {"date": "2026-12-03", "was": "m.x > 1", "reason": "threshold"}]
+    data = {"claims": [{"id": "c", "statement": "s", "check": "m.x > 1.8", "scales": ["mini"], "source": "",
+                        "history": history}]}
+    v = claims.verdicts(data, {"m": {"x": 2.0}, "m_a": {"x": 0.5}, "m_b": {"x": 1.5}}, "mini")[0]
+    assert v.verdict == "holds" and v.measured[2] is None
+    assert [(m["before"]["verdict"], m["after"]["verdict"]) for m in v.measured[:2]] == [("fails", "holds"), ("holds", "holds")]
+    assert v.measured[0]["before"]["values"] == {"m.x": 0.5}
+    assert report.as_registered(v) == "<br>model as registered: fails"
+    table = "\n".join(report.history_section([v], "mini"))
+    assert "**fails** → **holds** (measured at mini)" in table and "recorded: holds (x = 1.5) → ?" in table
+    missing = claims.verdicts(data, {"m": {"x": 2.0}}, "mini")[0]       # the earlier model's file not made
+    assert missing.measured[0]["before"]["verdict"] == "not run"

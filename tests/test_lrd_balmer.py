@@ -123,7 +123,8 @@ def test_n2_column_makes_a_break_and_balmer_absorption(atom):
     nu = hy.C_CGS / (lam * 1e-8)
     cols = np.zeros(atom.n)
     cols[1] = 5 / 1.4e-17                                                  # tau_BaC ≈ 5
-    trans = np.exp(-sp.tau_bf(atom, cols, nu) - sum(sp.tau_lines(atom, cols, nu, 100 * KM, 300 * KM, 30).values()))
+    opacity = sp.Opacity(atom, nu, 100 * KM, 300 * KM, sp.Model(30, occupation=True, bf_outflow=True))
+    trans = np.exp(-sum(opacity.tau(cols, n_e=1e9, n_h0=1e10, t=8000.0)))
     f_nu = nu**-0.5
     assert sp.break_strength(lam, f_nu * trans, (3620, 3720), (4000, 4100)) > 2.0
     lam_ha = sp.line_centre(atom, 3, 300 * KM)

@@ -1,5 +1,6 @@
-"""lrd_balmer through Snakemake: the smoke DAG end to end in a fresh copy of the repository,
-determinism, the dry run at every scale (64 CPU chunk jobs at full, no GPU), and one-line errors."""
+"""lrd_balmer through Snakemake: the smoke DAG end to end in a fresh copy of the repository
+(with the earlier spectrum models the claims' history is measured on), determinism, the dry run
+at every scale (64 CPU chunk jobs at full, no GPU), and one-line errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from steps.core import metrics
 from tests.conftest import ROOT, smoke_copy, snakemake
 
-METRICS = ("atomic", "levels", "balmer")
+METRICS = ("atomic", "levels", "balmer", "balmer_registered", "balmer_series40")
+EARLIER = ("registered", "series40")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,13 @@ def test_smoke_dag_end_to_end(lrd_smoke):
     assert "Substitute: CLOUDY" in report
     for fig in ("break_vs_density.png", "n2_vs_density.png", "optical_depths.png", "spectra.png"):
         assert (res / "figures" / fig).stat().st_size > 1000
-    for job in ("atomic", "solve_levels_0", "solve_levels_1", "synthesize", "report"):
+    for name in EARLIER:                                       # the earlier spectrum models, for the claims' history
+        rec = metrics.read(res / f"balmer_{name}.json")
+        assert set(rec["values"]["fiducial"]["B"]) == set(balmer["fiducial"]["B"])
+        assert rec["extra"]["model"]["occupation"] is False
+    assert json.loads((res / "balmer.json").read_text())["extra"]["model"]["occupation"] is True
+    for job in ("atomic", "solve_levels_0", "solve_levels_1", "synthesize", "earlier_model_registered",
+                "earlier_model_series40", "report"):
         assert (lrd_smoke / "benchmarks" / "lrd_balmer" / f"{job}.tsv").exists()
         assert "done: work" in (lrd_smoke / "logs" / "lrd_balmer" / f"{job}.log").read_text()
 
@@ -41,7 +49,7 @@ def test_smoke_dag_end_to_end(lrd_smoke):
 def _run_steps(out):
     """The smoke DAG's steps in-process (no Snakemake): atomic, both chunks, synthesize."""
     from steps.core.cli import load
-    from steps.lrd_balmer import atomic, solve_levels, synthesize
+    from steps.lrd_balmer import atomic, earlier_model, solve_levels, synthesize
 
     atom, lv, res = out / "atomic.json", out / "levels", out / "results"
     atomic.main(load("lrd_balmer", "atomic", ["scale=smoke", f"io.out={atom}", f"io.metrics={res}/atomic.json"]))
@@ -49,6 +57,9 @@ def _run_steps(out):
         solve_levels.main(load("lrd_balmer", "solve_levels", ["scale=smoke", f"io.atom={atom}", f"io.chunk={k}",
                                                                f"io.out={lv}/chunk{k}.npz"]))
     synthesize.main(load("lrd_balmer", "synthesize", ["scale=smoke", f"io.atom={atom}", f"io.levels={lv}", f"io.results={res}"]))
+    for name in EARLIER:
+        earlier_model.main(load("lrd_balmer", "earlier_model", ["scale=smoke", f"io.model={name}", f"io.atom={atom}",
+                                                                f"io.levels={lv}", f"io.out={res}/balmer_{name}.json"]))
     return res
 
 
@@ -68,6 +79,7 @@ def test_dry_run_plans_the_whole_dag(scale, chunks):
     jobs = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.startswith("lrd_balmer_")}
     assert jobs.get("lrd_balmer_solve_levels") == str(chunks), out[-2000:]
     assert {"lrd_balmer_atomic", "lrd_balmer_synthesize"} <= set(jobs)
+    assert jobs.get("lrd_balmer_earlier_model") == str(len(EARLIER)), out[-2000:]
     if scale == "full":
         assert "gpu" not in out.split("Job stats")[0].split("resources:")[-1] and "gpu=" not in out
 
@@ -91,3 +103,6 @@ def test_bad_inputs_give_one_error_line(tmp_path):
     rc, err = step("steps.lrd_balmer.atomic", "scale=smoke", "atom.n_max=three", f"io.out={tmp_path}/a.json",
                    f"io.metrics={tmp_path}/m.json")
     assert rc == 2 and "atom.n_max expects int" in err[-1]
+    rc, err = step("steps.lrd_balmer.earlier_model", "scale=smoke", "io.model=latest", f"io.atom={tmp_path}/a.json",
+                   f"io.levels={tmp_path}", f"io.out={tmp_path}/b.json")
+    assert rc == 2 and err[-1] == "error: io.model='latest' is not in earlier_models; valid: registered, series40"

@@ -19,14 +19,8 @@ from steps.data.click_stream import random_ids
 from steps.monolith import online
 from steps.monolith.common import Stream
 from steps.monolith.model import Model, Schedule, Serving
-from steps.nn.cuckoo import (
-    CollisionlessTable,
-    CuckooHashMap,
-    HashTrickTable,
-    KeyIndex,
-    collision_rate,
-    mix64,
-)
+from steps.nn.cuckoo import CuckooHashMap, KeyIndex, mix64
+from steps.nn.embedding_table import CollisionlessTable, HashTrickTable, collision_rate
 
 MODEL = OmegaConf.create({"dim": 4, "hidden": [8], "sparse_lr": 0.05, "dense_lr": 0.001, "batch": 64, "init_std": 0.05,
                           "cuckoo": {"initial_capacity": 16, "max_load": 0.5, "max_kicks": 500}})
@@ -89,8 +83,9 @@ def test_hash_trick_collides_and_counts_collisions():
 def test_mix64_vectorised_matches_scalar():
     from steps.nn.cuckoo import _mix_scalar
 
-    keys = np.array([0, 1, 2**40 + 3, 2**62 - 1], dtype=np.int64)
+    keys = np.array([0, 1, 2**40 + 3, 2**62 - 1, 2**63 - 1, -(2**63), -2, -1], dtype=np.int64)   # negative: >= 2^63
     assert [int(v) for v in mix64(keys, 99)] == [_mix_scalar(int(k), 99) for k in keys]
+    assert [int(v) for v in mix64(keys, 99)] == [_mix_scalar(int(k) % 2**64, 99) for k in keys]
 
 
 def plain_cuckoo(keys, vals, cap: int, max_kicks: int, seed: int):
@@ -140,10 +135,13 @@ def plain_cuckoo(keys, vals, cap: int, max_kicks: int, seed: int):
     return st
 
 
-@pytest.mark.parametrize("max_kicks", [500, 2, 0])
-def test_compiled_insert_builds_the_same_tables_as_the_plain_algorithm(max_kicks):
+@pytest.mark.parametrize("max_kicks,bits", [(500, 62), (2, 62), (0, 62), (500, 64), (2, 64)])
+def test_compiled_insert_builds_the_same_tables_as_the_plain_algorithm(max_kicks, bits):
+    """bits 64: keys over the whole uint64 range (as int64 bit patterns) but 2^64-1, which the
+    compiled map keeps beside its tables (tests/test_monolith_table.py)."""
     rng = np.random.default_rng(max_kicks)
-    keys = rng.integers(0, 2**62, 3000)
+    keys = rng.integers(0, 2**62, 3000) if bits == 62 else rng.integers(0, 2**64, 3000, dtype=np.uint64).view(np.int64)
+    keys[keys == -1] = 5
     keys[2000:2050] = keys[:50]  # repeated keys overwrite their value
     m = CuckooHashMap(capacity=16, max_kicks=max_kicks, seed=5)
     m.insert_many(keys, np.arange(len(keys)))
@@ -169,10 +167,11 @@ def test_expiry_evicts_idle_rows_and_pending_counts():
     t.rows_for_train(np.array([1, 1, 2, 2], dtype=np.int64), 0.0)        # two rows
     t.rows_for_train(np.array([3], dtype=np.int64), 0.0)                 # pending
     t.rows_for_train(np.array([2, 2], dtype=np.int64), 1.5)
-    before = t.nbytes()
+    before, alloc = t.live_bytes(), t.allocated_bytes()
     assert t.expire(1.6) == 1                                            # key 1 idle 1.6 > 1.0
     assert t.rows(np.array([1]))[0] == -1 and t.rows(np.array([2]))[0] >= 0
-    assert len(t.pending) == 0 and t.nbytes() < before                   # memory is bounded
+    assert len(t.pending) == 0 and t.live_bytes() < before                # live memory is bounded
+    assert t.allocated_bytes() >= alloc                                  # capacity is kept (rows are reused)
     assert t.rows_for_train(np.array([5, 5], dtype=np.int64), 1.7)[0] in (0, 1)   # a freed row is reused
 
 

@@ -27,6 +27,10 @@ def test_smoke_dag_end_to_end(mono_smoke):
     e1 = json.loads((res / "collisionless.json").read_text())["values"]
     assert set(e1["auc"]) == {"cuckoo", "cuckoo_filtered", "hash_2p14", "hash_eq"}   # smoke.yaml collisionless.run
     assert e1["collisions"]["cuckoo"] == 0 and e1["collisions"]["hash_2p14"] > 0
+    per = json.loads((res / "collisionless.json").read_text())["extra"]["per_feature"]
+    for f, ref in per["cuckoo_filtered"].items():   # equal memory: the hash table gets the allocated bytes
+        assert ref["bytes"] < ref["alloc_bytes"] and per["hash_eq"][f]["alloc_bytes"] <= ref["alloc_bytes"]
+        assert per["hash_eq"][f]["alloc_bytes"] > ref["alloc_bytes"] - 2 * 4 * 16   # less than one row short (dim 16)
     sync = json.loads((res / "sync.json").read_text())["values"]
     assert set(sync["auc"]) == {"never", "s1_64", "trainer"}
     report = (res / "report.md").read_text()

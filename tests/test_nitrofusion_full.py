@@ -17,7 +17,7 @@ from steps.core import checkpoint
 from steps.core import metrics as metricslib
 from steps.core.cli import load
 from steps.core.io import load_npz
-from tests.conftest import ROOT, device_arg, snakemake
+from tests.conftest import ROOT, Killed, device_arg, die_after, snakemake
 
 CAPTIONS = ["a red bus on a street", "two cats on a sofa", "a plate of food", "a man riding a horse"]
 SMALL = ["scale=full", device_arg(), "threads=1", "prompts.n_train=8", "prompts.n_eval=4", "gen_reals.n=8",
@@ -26,20 +26,6 @@ SMALL = ["scale=full", device_arg(), "threads=1", "prompts.n_train=8", "prompts.
          "train.gradient_checkpointing=false", "discriminator.hidden=8", "discriminator.refresh.every=2",
          "discriminator.refresh.share=0.125", "sample.n=4", "sample.batch=2", "sample.steps=[1,2]",
          "sample.resolution=64", "fid_clip.resolution=32", "fid_clip.fid_features=steps.instaflow.sd.models:tiny_fid_features"]
-
-
-class Killed(Exception):
-    """Stands for a SIGKILL right after a periodic resume checkpoint."""
-
-
-def die_after(write):
-    """TrainLoop.checkpoint that writes the resume checkpoint, then dies."""
-
-    def checkpoint_then_die(self, step):
-        write(self, step)
-        raise Killed
-
-    return checkpoint_then_die
 
 
 def run_phase(module: str, phase: str, *args: str):

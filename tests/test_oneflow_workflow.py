@@ -12,8 +12,9 @@ import pytest
 from steps.core import metrics
 from tests.conftest import ROOT, copy_repo, smoke_copy, snakemake
 
-SMOKE = ["unit", "equiv_dp", "equiv_tp", "bytes_grid", "pipeline"]
-TIMING = ("idle", "timing", "peak_inflight", "peak_minus_quota_max")  # wall-clock dependent (pipeline.py)
+SMOKE = ["unit", "equiv_dp", "equiv_tp", "bytes_grid", "pipeline"]  # throughput: mini only (smoke.yaml)
+# wall-clock dependent: pipeline.py's idle and peaks, throughput.py's samples/s and ratios
+TIMING = ("idle", "timing", "peak_inflight", "peak_minus_quota_max", "arms", "ratio")
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,9 @@ def test_smoke_dag_end_to_end(oneflow_smoke):
         assert rec["scale"] == "smoke" and rec["paper"] == "oneflow"
     report = (res / "report.md").read_text()
     assert "| **holds** |" in report or "**holds**" in report
-    assert (res / "figures" / "bytes_by_placement.png").exists() and (res / "figures" / "pipeline_timeline.png").exists()
-    for rule in ["unit", "equiv_dp", "equiv_tp", "bytes_grid", "pipeline"]:
+    for fig in ("bytes_by_placement", "pipeline_timeline"):
+        assert (res / "figures" / f"{fig}.png").exists(), fig
+    for rule in SMOKE:
         assert (oneflow_smoke / "benchmarks" / "oneflow" / f"{rule}.tsv").exists()
         assert "done: work" in (oneflow_smoke / "logs" / "oneflow" / f"{rule}.log").read_text()
 
@@ -60,9 +62,10 @@ def test_bad_input_is_one_line(tmp_path, step_env):
         'error: oneflow: equiv.placement = "zz" is not valid: expected one of dp, tp, hybrid, pp')
 
 
-@pytest.mark.parametrize("scale", ["smoke", "full"])
+@pytest.mark.parametrize("scale", ["smoke", "mini", "full"])
 def test_dry_run(scale):
     res = snakemake(ROOT, "-n", "oneflow", "--config", f"scale={scale}", timeout=120)
     out = res.stdout + res.stderr
     assert "report" in out
     assert ("oneflow_fetch" in out and "oneflow_bench" in out) if scale == "full" else "oneflow_equiv" in out
+    assert ("oneflow_throughput" in out) == (scale == "mini")

@@ -119,6 +119,9 @@ NOT_RUN = {
         "(the harness and every paper's cases without them: tests/test_bench_official.py)",
     "python -m steps.core.bench_official monolith fast_sparse_convnets --repeat 21":
         "timed runs, a minute on 2 cores (the harness and both papers' cases: tests/test_bench_official.py)",
+    "python -m steps.core.bench_parse": "scaffolds 31 placeholder papers and times dry runs: a minute or more "
+                                        "(its machinery, on one placeholder: tests/test_bench_parse.py)",
+    "python -m steps.core.bench_parse --smoke": "runs the whole smoke of 46 papers: minutes (tests/test_bench_parse.py)",
     "bash scripts/gpu_check.sh": "needs a CUDA GPU (its --device cpu --tiny mode: tests/test_gpu_check.py)",
     "bash scripts/gpu_check.sh --quick": "needs a CUDA GPU (its --device cpu --tiny mode: tests/test_gpu_check.py)",
     'python -m steps.core.new_paper star_adore --family "retrieval and RAG" --title "Optimizing Dense Retrieval '

@@ -167,6 +167,15 @@ def seeded_batches(steps: int, batch: int, shape: tuple[int, ...], classes: int,
     return [(torch.randn(batch, *shape, generator=g), torch.randint(0, classes, (batch,), generator=g)) for _ in range(steps)]
 
 
+def grads_once(model, batch) -> None:
+    """Cross-entropy gradients of one (x, y) minibatch, left in p.grad (the optimizer-only cases
+    step on these same gradients every time)."""
+    import torch
+
+    x, y = batch
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+
+
 def distribution_version(module: str, mod=None) -> str | None:
     """The version of the distribution that provides `module` (None when unknown)."""
     from importlib import metadata

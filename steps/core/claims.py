@@ -15,7 +15,10 @@ our machinery) and `accounting` (arithmetic of the setup, e.g. a size ratio from
 shown, never counted as a finding). Each claim records when it was registered relative to the
 runs (`registered: {when: before-mini | after-pilot | after-mini | before-full, commit: ...}`)
 and every later change of its check or of the model behind it (`history:`);
-tests/test_claims_history.py checks both against git.
+tests/test_claims_history.py checks both against git. A change of the model may name metrics
+files that hold the model before (and after) it, recomputed by the pipeline
+(`measured_before: {balmer: balmer_registered}`): the verdicts on both sides are then measured,
+not remembered (measured_history).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Verdict:
     note: str = ""
     registered: dict | None = None
     history: tuple = ()
+    measured: tuple = ()  # per history entry: None, or the verdicts measured before/after (measured_history)
 
     @property
     def registration(self) -> str:
@@ -193,27 +197,60 @@ def evaluate(check: str, metrics: dict) -> bool:
     return bool(ev(_parse(check)))
 
 
+def judge(check: str, scales, metrics: dict, scale: str) -> tuple[str, dict]:
+    """(verdict, {path: value or None}) of one check at `scale`."""
+    vals = {}
+    for p in paths(check):
+        try:
+            vals[p] = lookup(metrics, p)
+        except MissingMetric:
+            vals[p] = None
+    if scale not in scales:
+        return f"not testable at {scale}", vals
+    if any(v is None for v in vals.values()):
+        return NOT_RUN, vals
+    return (HOLDS if evaluate(check, metrics) else FAILS), vals
+
+
+def measured_history(claim: dict, metrics: dict, scale: str) -> tuple[dict | None, ...]:
+    """For each history entry of a claim, the verdicts of its check measured on the model before
+    and after that change, where the entry names the metrics that hold them: `measured_before`
+    (and `measured_after`, else the current metrics) map a metrics file the check reads to the
+    file holding the same values for that model, e.g. {balmer: balmer_registered}. Each entry
+    is judged with the check in force at the time (the `was` of the next change of the check).
+    None for an entry that names no measured models, and for every entry at a scale the claim
+    is not testable at."""
+    history = claim.get("history") or ()
+    if scale not in claim["scales"]:
+        return (None,) * len(history)
+    out = []
+    for k, h in enumerate(history):
+        if not h.get("measured_before"):
+            out.append(None)
+            continue
+        check = next((later["was"] for later in history[k + 1:] if later.get("was")), claim["check"])
+        sides = {}
+        for side in ("before", "after"):
+            swap = h.get(f"measured_{side}") or {}
+            view = {name: tree for name, tree in metrics.items() if name not in swap}
+            view.update({name: metrics[alt] for name, alt in swap.items() if alt in metrics})
+            verdict, vals = judge(check, claim["scales"], view, scale)
+            sides[side] = {"verdict": verdict, "values": vals, "from": dict(swap)}
+        out.append(sides)
+    return tuple(out)
+
+
 def verdicts(claims: dict, metrics: dict, scale: str) -> list[Verdict]:
     """A verdict for every claim in a loaded claims.yaml, given {file: values} at `scale`."""
     out = []
     for c in claims["claims"]:
-        vals = {}
-        for p in paths(c["check"]):
-            try:
-                vals[p] = lookup(metrics, p)
-            except MissingMetric:
-                vals[p] = None
-        if scale not in c["scales"]:
-            verdict = f"not testable at {scale}"
-        elif any(v is None for v in vals.values()):
-            verdict = NOT_RUN
-        else:
-            verdict = HOLDS if evaluate(c["check"], metrics) else FAILS
+        verdict, vals = judge(c["check"], c["scales"], metrics, scale)
         out.append(
             Verdict(
                 id=c["id"], statement=c["statement"], check=c["check"], verdict=verdict, values=vals,
                 kind=c.get("kind", "claim"), source=c["source"], note=c.get("why_not", ""),
                 registered=c.get("registered"), history=tuple(c.get("history") or ()),
+                measured=measured_history(c, metrics, scale),
             )
         )
     return out

@@ -67,20 +67,40 @@ def refuse_accounting_claims(verdicts, records: dict) -> None:
                                 "or check a measured value")
 
 
-def history_section(verdicts) -> list[str]:
+def _side(m: dict) -> str:
+    """`balmer` ← `balmer_registered`: `balmer.x` = 1.3, ... (the metrics one side was judged on)."""
+    swap = ", ".join(f"`{a}` for `{n}`" for n, a in m["from"].items())
+    vals = ", ".join(f"`{p}` = {fmt(x)}" for p, x in m["values"].items())
+    return f"{swap + ': ' if swap else ''}{vals}"
+
+
+def history_section(verdicts, scale: str) -> list[str]:
     """Every change of a claim after it was registered, with its reason and the verdicts before
-    and after where they were recorded (DESIGN: the report shows both)."""
-    rows = [(v, h) for v in verdicts for h in v.history]
+    and after (DESIGN: the report shows both): measured on this run where the entry names the
+    metrics of the model before the change (claims.measured_history), and as recorded."""
+    rows = [(v, h, m) for v in verdicts for h, m in zip(v.history, v.measured or (None,) * len(v.history), strict=True)]
     if not rows:
         return []
     lines = ["", "## Changes to claims after registration", "",
              "| claim | date | what changed | reason | verdict before → after |", "|---|---|---|---|---|"]
-    for v, h in rows:
+    for v, h, m in rows:
         what = f"check was `{h['was']}`" if h.get("was") else h.get("change", "")
-        verdicts = f"{h.get('verdict_before', '?')} → {h.get('verdict_after', '?')}" \
+        recorded = f"{h.get('verdict_before', '?')} → {h.get('verdict_after', '?')}" \
             if h.get("verdict_before") or h.get("verdict_after") else "—"
+        if m:
+            verdicts = (f"**{m['before']['verdict']}** → **{m['after']['verdict']}** (measured at {scale})"
+                        f"<br>before: {_side(m['before'])}<br>after: {_side(m['after'])}<br>recorded: {recorded}")
+        else:
+            verdicts = recorded
         lines.append(f"| {v.id} | {h['date']} | {what} | {h['reason']} | {verdicts} |")
     return lines
+
+
+def as_registered(v) -> str:
+    """`<br>as registered: fails` when the claim's first change names the metrics of the model
+    it was registered with (measured on this run), else ''."""
+    first = v.measured[0] if v.measured else None
+    return f"<br>model as registered: {first['before']['verdict']}" if first else ""
 
 
 def fmt(v) -> str:
@@ -259,9 +279,9 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
         for v in rows:
             measured = "<br>".join(f"`{p}` = {fmt(x)}" for p, x in v.values.items())
             note = f"<br>*{v.note}*" if v.note and v.verdict.startswith("not testable") else ""
-            lines.append(f"| {v.statement} ({v.source}) | `{v.check}` | {measured} | **{v.verdict}**{note} "
+            lines.append(f"| {v.statement} ({v.source}) | `{v.check}` | {measured} | **{v.verdict}**{as_registered(v)}{note} "
                          f"| {v.registration} |")
-    lines += history_section(verdicts)
+    lines += history_section(verdicts, cfg.scale)
     lines += studies_section(claims, results_dir)
     if figures:
         lines += ["", "## Figures", ""]

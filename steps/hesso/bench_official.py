@@ -36,6 +36,7 @@ from steps.core.bench_official import (
     Case,
     cuda_calls_stay_put,
     distribution_version,
+    grads_once,
     install_torch_aliases,
     load_official,
     seeded_batches,
@@ -59,12 +60,6 @@ def lr_at(step: int) -> float:
     return 0.5 * LR * (1.0 + math.cos(math.pi * step / STEPS))
 
 
-def _grads_once(model, batch) -> None:
-    """Gradients of the first minibatch, left in p.grad (the fixed-gradient cases reuse them)."""
-    x, y = batch
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-
-
 def ours_arm(batches, part, fixed_grads: bool = False) -> Arm:
     """Ours; fixed_grads: optimizer and projection only, every step on the first batch's gradients."""
     from steps.hesso.groups import families_from_partition
@@ -76,7 +71,7 @@ def ours_arm(batches, part, fixed_grads: bool = False) -> Arm:
         fams = families_from_partition(model, part)
         opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WD)
         if fixed_grads:
-            _grads_once(model, batches[0])
+            grads_once(model, batches[0])
         return model, fams, opt, Hesso(fams, TARGET, start=START, pruning_steps=PRUNING_STEPS, periods=PERIODS, weight_decay=WD)
 
     def run(state):
@@ -111,7 +106,7 @@ def official_arm(oto_mod, batches, part, fixed_grads: bool = False) -> Arm:
                             start_pruning_step=START, pruning_steps=PRUNING_STEPS, pruning_periods=PERIODS)
         model.train()  # OTO's graph puts the model in eval mode
         if fixed_grads:
-            _grads_once(model, batches[0])
+            grads_once(model, batches[0])
         return model, families_from_partition(model, part), opt
 
     def run(state):

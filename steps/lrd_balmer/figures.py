@@ -1,5 +1,6 @@
 """Report figures: Balmer break against density (the paper's central result, its 1e9-1e11 cm^-3
-range shaded), n=2 against its Boltzmann value, the transmitted spectra, and the optical depths."""
+range shaded), n=2 against its Boltzmann value, the transmitted spectra, the optical depths, and
+the break under each spectrum model the claims' history compares with where the series dissolves."""
 
 from __future__ import annotations
 
@@ -107,4 +108,36 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         fig.suptitle("Transmitted spectra, fiducial track, C_f = 1, no dust (grey: break windows)", fontsize=9)
         plots.save(fig, figdir / "spectra.png")
         out.append(("Transmitted AGN spectra at several densities", "figures/spectra.png"))
+    if "balmer" in values:
+        out.append(_models_figure(plt, cfg, values, x, figdir))
     return out
+
+
+def _models_figure(plt, cfg, values: dict, x: np.ndarray, figdir: Path) -> tuple[str, str]:
+    """The fiducial break under each spectrum model the claims' history compares (earlier_models,
+    recomputed from the same populations), and where the Balmer series ends (occupation
+    probabilities) against the u = 40 cut of the first fix."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.0))
+    for name, style in [(f"balmer_{m}", "--") for m in cfg.earlier_models] + [("balmer", "o-")]:
+        if name in values:
+            b = values[name]["fiducial"]["B"]
+            label = name.removeprefix("balmer_") if name != "balmer" else "current (occupation probabilities)"
+            axes[0].plot(x, [b[k] for k in b], style, ms=3, label=label)
+    axes[0].axhline(1.3 * values["balmer"]["B_agn_only"], color="k", lw=0.8, ls=":", label="1.3 B_AGN")
+    axes[0].axvspan(9, 11, color="C1", alpha=0.12)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("Balmer break B, fiducial track")
+    occ = values["balmer"].get("occupation")
+    if occ:
+        axes[1].plot(x, list(occ["u_w_half"].values()), "o-", ms=3, label="highest u with w_u/w_2 >= 1/2")
+        axes[1].plot(x, list(occ["n_inglis_teller"].values()), "--", label="Inglis-Teller n (from n_e)")
+        axes[1].axhline(40, color="k", lw=0.8, ls=":", label="u = 40 (the first fix's cut)")
+        axes[1].set_yscale("log")
+        axes[1].set_ylabel("upper level u")
+    for a in axes:
+        a.set_xlabel("log10 n_H (cm^-3)")
+        a.legend(fontsize=7)
+    fig.suptitle("The spectrum models behind the claims (left) and where the Balmer series dissolves (right)", fontsize=9)
+    plots.save(fig, figdir / "spectrum_models.png")
+    return ("Fiducial Balmer break under each spectrum model of the claims' history; the end of the Balmer series",
+            "figures/spectrum_models.png")

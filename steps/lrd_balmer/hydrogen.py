@@ -60,16 +60,20 @@ class Atom:
         self.sig_on = [np.stack([self.sigma(m, nu) for m in range(self.n)]) for nu in self.grids]
 
     # --- photoionisation ------------------------------------------------------------------
-    def sigma(self, level: int, nu: np.ndarray) -> np.ndarray:
+    def sigma(self, level: int, nu: np.ndarray, extrapolate: bool = False) -> np.ndarray:
         """Bound-free cross-section (cm^2) of level index `level` (0-based): Kramers x Gaunt.
         sigma = 7.91e-18 n (nu_n/nu)^3 g_bf, g_bf = 1 - 0.3456/(lam R)^(1/3) (lam R / n^2 - 1/2)
-        (Menzel & Pekeris 1935 in Gray 2005 eq. 8.5)."""
+        (Menzel & Pekeris 1935 in Gray 2005 eq. 8.5). Zero below the edge, unless `extrapolate`:
+        the same formula continued redward, which the dissolved fraction of the occupation
+        probability formalism multiplies (steps.lrd_balmer.occupation)."""
         nu = np.asarray(nu, float)
         n = level + 1
         kramers = 64.0 * np.pi**4 * ME_CGS * E_ESU**10 / (
             3.0 * np.sqrt(3.0) * C_CGS * H_CGS**6 * n**5 * np.maximum(nu, 1e-30) ** 3)
         lam_r = (self.nu_edge[0] / np.maximum(nu, 1e-30))        # lambda R in units of the n=1 edge
         gbf = 1.0 - 0.3456 / np.cbrt(lam_r) * (lam_r / n**2 - 0.5)
+        if extrapolate:
+            return kramers * gbf
         return np.where(nu >= self.nu_edge[level] * (1 - 1e-12), kramers * gbf, 0.0)
 
     # --- collisions (Johnson 1972) ---------------------------------------------------------

@@ -3,7 +3,8 @@
 Each arm trains the same model in one time-ordered pass over all days but the last
 `test_days` and is tested on those (AUC, scikit-learn). Arms (params collisionless.arms):
 the cuckoo table, a frequency-filtered cuckoo table, hash-trick tables of fixed M, a hash
-table of the filtered cuckoo's memory (bytes per feature, metadata included: equal memory),
+table of the filtered cuckoo's memory (allocated bytes per feature: every array of the cuckoo
+table at its capacity, against the hash table's arrays: equal memory),
 and a hash table with M >> #IDs² (no collisions w.h.p.; must match the cuckoo table).
 
     python -m steps.monolith.collisionless scale=mini io.stream=data/monolith/stream.parquet io.metrics=results/monolith/collisionless.json
@@ -32,7 +33,7 @@ from steps.monolith.common import (
     train_pass,
 )
 from steps.monolith.model import Model
-from steps.nn.cuckoo import rows_for_bytes
+from steps.nn.embedding_table import rows_for_bytes
 
 
 def select(arms: dict, run, section: str) -> dict:
@@ -91,16 +92,18 @@ def main(cfg: DictConfig) -> dict:
         rows_for = None
         if spec.get("memory_of"):
             ref = done[f"{spec['memory_of']}|{seed}"]["per_feature"]
-            rows_for = lambda f, ref=ref: rows_for_bytes(ref[f]["bytes"], int(cfg.model.dim))  # noqa: E731
+            rows_for = lambda f, ref=ref: rows_for_bytes(ref[f]["alloc_bytes"], int(cfg.model.dim))  # noqa: E731
         r = run_arm(cfg, s, feats, spec, seed, test_lo, rows_for)
         done[f"{arm}|{seed}"] = r
-        log.info(f"E1 {arm} seed {seed}: AUC {r['auc']:.4f}, rows {r['rows']}, MB {r['bytes'] / 2**20:.1f}, "
+        log.info(f"E1 {arm} seed {seed}: AUC {r['auc']:.4f}, rows {r['rows']}, MB live {r['bytes'] / 2**20:.1f} "
+                 f"allocated {r['alloc_bytes'] / 2**20:.1f}, "
                  f"collisions user {r['collision_rate']['user']:.3f} item {r['collision_rate']['item']:.3f}")
     seeds = [int(x) for x in cfg.seeds]
     per = {a: [done[f"{a}|{sd}"] for sd in seeds] for a in order}
     values = {
         "auc": {a: metrics.summary([r["auc"] for r in rs]) for a, rs in per.items()},
         "bytes": {a: metrics.summary([r["bytes"] for r in rs]) for a, rs in per.items()},
+        "alloc_bytes": {a: metrics.summary([r["alloc_bytes"] for r in rs]) for a, rs in per.items()},
         "rows": {a: metrics.summary([r["rows"] for r in rs]) for a, rs in per.items()},
         "collisions": {a: int(sum(r["collisions"] for r in rs)) for a, rs in per.items()},
         "collision_rate": {a: {f: float(np.mean([r["collision_rate"][f] for r in rs])) for f in ("user", "item")}

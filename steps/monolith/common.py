@@ -80,14 +80,17 @@ def split_at_day(s: Stream, day_start: float) -> int:
 
 
 def table_stats(model: Model) -> dict:
-    """Rows, bytes and collisions per feature and in total."""
+    """Rows, bytes and collisions per feature and in total. `bytes`: the live state (rows held,
+    cuckoo slots); `alloc_bytes`: every array the table holds at its capacity (what equal-memory
+    comparisons use; steps.nn.embedding_table, CollisionlessTable.allocated_bytes)."""
     per = {}
     for f, tab in model.tables.items():
-        row = {"rows": len(tab), "peak_rows": tab.peak_rows, "bytes": tab.nbytes(), "collisions": tab.collisions()}
+        row = {"rows": len(tab), "peak_rows": tab.peak_rows, "bytes": tab.live_bytes(),
+               "alloc_bytes": tab.allocated_bytes(), "collisions": tab.collisions()}
         if hasattr(tab, "n_seen"):
             row["ids_seen"] = tab.n_seen()
         per[f] = row
-    total = {k: sum(v[k] for v in per.values()) for k in ("rows", "peak_rows", "bytes", "collisions")}
+    total = {k: sum(v[k] for v in per.values()) for k in ("rows", "peak_rows", "bytes", "alloc_bytes", "collisions")}
     return {"per_feature": per, **total}
 
 

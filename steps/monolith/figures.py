@@ -27,8 +27,9 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
         for vals, marker in ((e1, "o"), (e2, "s")):
             if not vals:
                 continue
+            mem = vals.get("alloc_bytes", vals["bytes"])   # allocated where recorded (older files: live)
             for arm, a in vals["auc"].items():
-                mb = vals["bytes"][arm]["mean"] / 2**20
+                mb = mem[arm]["mean"] / 2**20
                 if mb > 2**30:  # a virtual table (M >> #IDs²): its nominal memory is off the chart
                     continue
                 ax.errorbar([mb], [a["mean"]], yerr=[a["std"]], marker=marker, capsize=3, ls="none",
@@ -36,7 +37,7 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
                 ax.annotate(arm, (mb, a["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
         bayes = f"; Bayes AUC {e1['bayes_auc']:.3f}" if e1 and e1.get("bayes_auc") else ""
         ax.set_xscale("log")
-        ax.set_xlabel("table memory, MB (embeddings + Adagrad state + index/filter metadata; hash: nominal)")
+        ax.set_xlabel("table memory allocated, MB (every array at its capacity: embeddings, Adagrad state, index, filter)")
         ax.set_ylabel("last-day AUC")
         ax.set_title(f"AUC against memory ({cfg.scale}; blue: collisionless, red: hash trick{bayes})", fontsize=9)
         done(fig, "auc_vs_memory.png", "AUC against table memory (E1, E2)")

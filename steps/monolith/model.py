@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from steps.core import seeding
-from steps.nn.cuckoo import CollisionlessTable, HashTrickTable
+from steps.nn.embedding_table import CollisionlessTable, HashTrickTable
 from steps.nn.optim import Adam
 
 

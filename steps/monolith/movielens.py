@@ -22,7 +22,7 @@ from steps.core.cli import need_io, run
 from steps.core.progress import log
 from steps.monolith.common import auc, batches, load_stream, setup, table_stats
 from steps.monolith.model import Model
-from steps.nn.cuckoo import collision_rate
+from steps.nn.embedding_table import collision_rate
 
 
 def progressive(model: Model, s, batch: int) -> np.ndarray:
@@ -53,7 +53,8 @@ def main(cfg: DictConfig) -> dict:
         model = Model.build(cfg.model, feats, lambda f, arm=arm: arms[arm], seed)
         pred = progressive(model, s, int(cfg.model.batch))
         st = table_stats(model)
-        done[f"{arm}|{seed}"] = r = {"auc": auc(s.y[ev:], pred[ev:]), "bytes": st["bytes"], "rows": st["rows"]}
+        done[f"{arm}|{seed}"] = r = {"auc": auc(s.y[ev:], pred[ev:]), "bytes": st["bytes"], "alloc_bytes": st["alloc_bytes"],
+                                     "rows": st["rows"]}
         log.info(f"MovieLens {arm} seed {seed}: AUC {r['auc']:.4f}, rows {r['rows']}")
     salts = [seeding.derive(sd, "movielens.collisions") for sd in seeds]
     coll = {f"m{int(m)}": {f: float(np.mean([collision_rate(s.keys[f], int(m), salt) for salt in salts]))
@@ -61,6 +62,7 @@ def main(cfg: DictConfig) -> dict:
     values = {
         "auc": {a: metrics.summary([done[f"{a}|{sd}"]["auc"] for sd in seeds]) for a in arms},
         "bytes": {a: metrics.summary([done[f"{a}|{sd}"]["bytes"] for sd in seeds]) for a in arms},
+        "alloc_bytes": {a: metrics.summary([done[f"{a}|{sd}"]["alloc_bytes"] for sd in seeds]) for a in arms},
         "collision_rate": coll,
         "ids": {f: int(len(np.unique(s.keys[f]))) for f in feats},
         "events": len(s), "eval_events": int(len(s) - ev), "positive_rate": float(s.y.mean()),

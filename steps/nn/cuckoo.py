@@ -1,4 +1,5 @@
-"""A collisionless key -> row index (cuckoo hashing) and sparse embedding tables built on it.
+"""A collisionless key -> row index (cuckoo hashing); the sparse embedding tables built on it are
+in steps.nn.embedding_table.
 
 Monolith (arXiv 2209.07663, §2.1) keeps embeddings in a key -> embedding HashTable backed by a
 Cuckoo hashmap: two tables T0, T1 with hash functions h0, h1; an insert tries T0[h0(k)], and
@@ -10,22 +11,55 @@ slot, compared by equality, so distinct IDs never share an embedding row.
     idx.insert_many(np.array([7, 11]), np.array([0, 1]))
     idx.get(np.array([11, 5]))          # -> [1, -1]
 
-`KeyIndex` maps keys to dense row numbers (with a free list, so expired rows are reused);
-`CollisionlessTable` and `HashTrickTable` (the baseline: row = hash(key) mod M, so distinct
-keys can share a row) expose the same interface to a model (steps.monolith.model).
+Keys are 64-bit IDs (Monolith's feature IDs are 64-bit): int64 or uint64 arrays, the same bits
+being the same ID (int64 -1 is 2^64-1), or Python ints in [-2^63, 2^64); see `as_keys`. A slot
+is empty when it holds the bit pattern EMPTY (-1), so the one ID with that pattern, 2^64-1, is
+kept beside the tables in a side entry (fastutil's and HPPC's open hash maps keep their marker
+key, 0, the same way: `containsNullKey`, `hasEmptyKey`) and never enters a slot. Every other
+key takes the same slots, evictions and rehashes as before the side entry existed.
+
+`KeyIndex` maps keys to dense row numbers (with a free list, so expired rows are reused).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
-import torch
 from numba import njit
 
-EMPTY = -1
+EMPTY = -1                  # an empty slot's key, and what a lookup returns for an absent key
 _M64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
+
+
+def as_keys(keys) -> np.ndarray:
+    """IDs as an int64 array of their 64-bit patterns. int64 and uint64 arrays are taken bit for
+    bit (int64 -1 and uint64 2^64-1 are one ID), narrower integer arrays sign- or zero-extended;
+    Python ints must lie in [-2^63, 2^64) (negative ones are the upper half, as in int64). Float
+    and bool IDs are refused: a float64 cannot hold every 64-bit ID (2^53 + 1 rounds)."""
+    if isinstance(keys, (np.ndarray, np.generic)):
+        a = np.asarray(keys)
+        if a.dtype == np.int64:
+            return a
+        if a.dtype == np.uint64:
+            return a.view(np.int64)
+        if a.dtype.kind in "iu":
+            return a.astype(np.int64)
+        if a.size == 0:
+            return np.zeros(a.shape, np.int64)
+        raise TypeError(f"IDs must be integers (int64 or uint64), got {a.dtype}")
+    obj = np.array(keys, dtype=object)
+    flat = []
+    for k in obj.ravel().tolist():
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"IDs must be integers, got {k!r} ({type(k).__name__})")
+        k = operator.index(k)
+        if not -(1 << 63) <= k <= _M64:
+            raise ValueError(f"ID {k} is outside the 64-bit range [-2^63, 2^64)")
+        flat.append(k & _M64)
+    return np.array(flat, dtype=np.uint64).view(np.int64).reshape(obj.shape)
 
 
 def _mix_scalar(key: int, salt: int) -> int:
@@ -78,12 +112,17 @@ def _place(tkeys, tvals, terms, mask, key, val, max_kicks, stats):
 
 
 @njit(cache=True, nogil=True)
-def _insert_run(tkeys, tvals, terms, mask, keys, vals, start, size, limit, max_kicks, stats):
+def _insert_run(tkeys, tvals, terms, mask, keys, vals, start, size, limit, max_kicks, stats, side):
     """Insert keys[start:] in order (an existing key's value is overwritten) until one needs the
     table to grow first (size + 1 > limit: _GROW, at that key) or leaves a key homeless (_CYCLE,
-    after that key, with the homeless pair). Returns (status, next index, size, key, value)."""
+    after that key, with the homeless pair). `size` counts the keys in slots; the key EMPTY goes
+    to side = [present, value] instead. Returns (status, next index, size, key, value)."""
     for i in range(start, len(keys)):
         key = keys[i]
+        if key == EMPTY:
+            side[0] = 1
+            side[1] = vals[i]
+            continue
         s0 = _slot(key, terms[0], mask)
         if tkeys[0, s0] == key:
             tvals[0, s0] = vals[i]
@@ -102,10 +141,14 @@ def _insert_run(tkeys, tvals, terms, mask, keys, vals, start, size, limit, max_k
 
 
 @njit(cache=True, nogil=True)
-def _get(tkeys, tvals, terms, mask, keys, out):
-    """out[i] = the value of keys[i] (T0 first, then T1), EMPTY where absent."""
+def _get(tkeys, tvals, terms, mask, keys, out, side):
+    """out[i] = the value of keys[i] (T0 first, then T1; the key EMPTY from `side`), EMPTY where
+    absent. An empty slot holds EMPTY, so the key EMPTY must never be compared with slots."""
     for i in range(len(keys)):
         key = keys[i]
+        if key == EMPTY:
+            out[i] = side[1] if side[0] else EMPTY
+            continue
         s = _slot(key, terms[0], mask)
         if tkeys[0, s] == key:
             out[i] = tvals[0, s]
@@ -125,13 +168,15 @@ def _place_all(tkeys, tvals, terms, mask, keys, vals, max_kicks, stats):
 
 
 class CuckooHashMap:
-    """int64 key (>= 0) -> int64 value; two tables of `cap` slots each, load <= max_load."""
+    """64-bit key (`as_keys`) -> int64 value (>= 0: a lookup returns EMPTY for an absent key); two
+    tables of `cap` slots each, load <= max_load, and a side entry for the key EMPTY."""
 
     def __init__(self, capacity: int = 1024, max_load: float = 0.5, max_kicks: int = 500, seed: int = 0):
         self.cap = 1 << max(4, math.ceil(math.log2(max(capacity, 16))))
         self.max_load, self.max_kicks = float(max_load), int(max_kicks)
         self.seed = int(seed)
-        self.size = 0
+        self.used = 0          # keys in slots (the load); `size` adds the side entry
+        self.side = np.zeros(2, dtype=np.int64)   # [present, value] of the key EMPTY (ID 2^64-1)
         self.rehashes = 0      # grow-and-rehash events (load above max_load, or a cycle)
         self.cycles = 0        # of which: eviction chains longer than max_kicks
         self.longest_chain = 0  # most evictions one insert needed
@@ -146,22 +191,30 @@ class CuckooHashMap:
         self.salts = [int(s) for s in gen.integers(1, 2**62, size=2)]
         self.terms = np.array([(s * _GOLDEN) & _M64 for s in self.salts], dtype=np.uint64)  # salt·φ mod 2^64
 
+    @property
+    def size(self) -> int:
+        """Keys held: in slots, plus the side entry."""
+        return self.used + int(self.side[0])
+
     def load_factor(self) -> float:
-        return self.size / (2 * self.cap)
+        return self.used / (2 * self.cap)
 
     def nbytes(self) -> int:
-        return int(self.keys.nbytes + self.vals.nbytes)
+        """Bytes allocated: both tables at capacity (keys and values) and the side entry."""
+        return int(self.keys.nbytes + self.vals.nbytes + self.side.nbytes)
 
     def slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mask = np.uint64(self.cap - 1)
+        keys = as_keys(keys)
         return ((mix64(keys, self.salts[0]) & mask).astype(np.int64),
                 (mix64(keys, self.salts[1]) & mask).astype(np.int64))
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         """Values of `keys`, EMPTY (-1) where absent. Exact: keys are compared, not hashes."""
-        keys = np.asarray(keys, dtype=np.int64)
+        keys = as_keys(keys)
         out = np.empty(keys.size, dtype=np.int64)
-        _get(self.keys, self.vals, self.terms, np.uint64(self.cap - 1), np.ascontiguousarray(keys).ravel(), out)
+        _get(self.keys, self.vals, self.terms, np.uint64(self.cap - 1), np.ascontiguousarray(keys).ravel(), out,
+             self.side)
         return out.reshape(keys.shape)
 
     def insert(self, key: int, val: int) -> None:
@@ -173,18 +226,16 @@ class CuckooHashMap:
         the slots, rehash with new hash functions) before a new key that would lift the load
         above max_load; on a cycle (an eviction chain longer than max_kicks) grow and rehash,
         placing the homeless key then."""
-        keys = np.ascontiguousarray(keys, dtype=np.int64).ravel()
+        keys = np.ascontiguousarray(as_keys(keys)).ravel()
         vals = np.ascontiguousarray(vals, dtype=np.int64).ravel()
         if len(keys) != len(vals):
             raise ValueError(f"{len(keys)} keys but {len(vals)} values")
-        if len(keys) and int(keys.min()) < 0:
-            raise ValueError(f"keys must be >= 0, got {int(keys.min())}")
         i = 0
         stats = np.array([self.kicks, self.longest_chain], dtype=np.int64)
         while i < len(keys):
-            status, i, self.size, hk, hv = _insert_run(
-                self.keys, self.vals, self.terms, np.uint64(self.cap - 1), keys, vals, i, self.size,
-                self.max_load * 2 * self.cap, self.max_kicks, stats)
+            status, i, self.used, hk, hv = _insert_run(
+                self.keys, self.vals, self.terms, np.uint64(self.cap - 1), keys, vals, i, self.used,
+                self.max_load * 2 * self.cap, self.max_kicks, stats, self.side)
             if status == _GROW:
                 self._rebuild(self.cap * 2, [], stats)
             elif status == _CYCLE:
@@ -207,32 +258,43 @@ class CuckooHashMap:
 
     def delete(self, keys: np.ndarray) -> int:
         """Remove keys (absent ones are ignored); returns how many were removed."""
-        keys = np.asarray(keys, dtype=np.int64)
-        s0, s1 = self.slots(keys)
+        keys = as_keys(keys).ravel()
+        marker = keys == EMPTY
         removed = 0
+        if marker.any():
+            removed, self.side[0] = int(self.side[0]), 0
+            keys = keys[~marker]
+        s0, s1 = self.slots(keys)
         for t, s in ((0, s0), (1, s1)):
             hit = self.keys[t, s] == keys
             self.keys[t, s[hit]] = EMPTY
+            self.used -= int(hit.sum())
             removed += int(hit.sum())
-        self.size -= removed
         return removed
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, values) of every key held: the slots in table order, then the side entry."""
         live = self.keys != EMPTY
-        return self.keys[live], self.vals[live]
+        keys, vals = self.keys[live], self.vals[live]
+        if self.side[0]:
+            keys, vals = np.append(keys, EMPTY), np.append(vals, self.side[1])
+        return keys, vals
 
     def stats(self) -> dict:
         return {"size": self.size, "capacity": 2 * self.cap, "load_factor": self.load_factor(),
                 "rehashes": self.rehashes, "cycles": self.cycles, "longest_chain": self.longest_chain,
-                "mean_kicks": self.kicks / max(1, self.size)}
+                "mean_kicks": self.kicks / max(1, self.used)}
 
 
 class KeyIndex:
-    """Distinct keys -> distinct dense rows 0..n-1 through a CuckooHashMap; freed rows are reused."""
+    """Distinct keys -> distinct dense rows 0..n-1 through a CuckooHashMap; freed rows are reused.
+    `row_key[r]` is row r's key and `row_live[r]` whether r is held (a key cannot mark a free row:
+    every 64-bit pattern is an ID)."""
 
     def __init__(self, seed: int = 0, capacity: int = 1024, max_load: float = 0.5, max_kicks: int = 500):
         self.map = CuckooHashMap(capacity, max_load, max_kicks, seed)
-        self.row_key = np.full(16, EMPTY, dtype=np.int64)
+        self.row_key = np.zeros(16, dtype=np.int64)
+        self.row_live = np.zeros(16, dtype=bool)
         self.n_alloc = 0            # rows ever handed out (the high-water mark of the row space)
         self.free: list[int] = []
 
@@ -245,254 +307,30 @@ class KeyIndex:
     def add(self, keys: np.ndarray) -> np.ndarray:
         """Rows for new distinct keys (the caller guarantees they are absent and unique): freed
         rows first (last freed first), then fresh ones."""
-        keys = np.asarray(keys, dtype=np.int64).ravel()
+        keys = as_keys(keys).ravel()
         reused = [self.free.pop() for _ in range(min(len(keys), len(self.free)))]
         fresh = np.arange(self.n_alloc, self.n_alloc + len(keys) - len(reused), dtype=np.int64)
         rows = np.concatenate([np.array(reused, dtype=np.int64), fresh])
         self.n_alloc += len(fresh)
         while len(self.row_key) < self.n_alloc:
-            self.row_key = np.concatenate([self.row_key, np.full(len(self.row_key), EMPTY, dtype=np.int64)])
+            n = len(self.row_key)
+            self.row_key = np.concatenate([self.row_key, np.zeros(n, dtype=np.int64)])
+            self.row_live = np.concatenate([self.row_live, np.zeros(n, dtype=bool)])
         self.map.insert_many(keys, rows)
         self.row_key[rows] = keys
+        self.row_live[rows] = True
         return rows
 
     def remove_rows(self, rows: np.ndarray) -> None:
         rows = np.asarray(rows, dtype=np.int64)
         self.map.delete(self.row_key[rows])
-        self.row_key[rows] = EMPTY
+        self.row_live[rows] = False
         self.free.extend(sorted(rows.tolist(), reverse=True))
 
     def live_rows(self) -> np.ndarray:
-        return np.flatnonzero(self.row_key[: self.n_alloc] != EMPTY)
-
-
-class _Storage:
-    """Embedding rows and their Adagrad accumulators, grown by doubling (float32)."""
-
-    def __init__(self, dim: int, rows: int):
-        self.dim = dim
-        self.weight = torch.zeros(max(rows, 1), dim)
-        self.accum = torch.zeros(max(rows, 1), dim)
-
-    def ensure(self, n: int) -> None:
-        if n > self.weight.shape[0]:
-            size = self.weight.shape[0]
-            while size < n:
-                size *= 2
-            for name in ("weight", "accum"):
-                old = getattr(self, name)
-                new = torch.zeros(size, self.dim)
-                new[: old.shape[0]] = old
-                setattr(self, name, new)
-
-    def gather(self, rows: np.ndarray) -> torch.Tensor:
-        """Embeddings of `rows`; a row of -1 (no embedding: filtered or unknown) is zeros."""
-        ok = rows >= 0
-        out = self.weight.index_select(0, torch.from_numpy(np.where(ok, rows, 0)))
-        if not ok.all():
-            out[torch.from_numpy(~ok)] = 0.0
-        return out
-
-    def adagrad(self, rows: np.ndarray, grad: torch.Tensor, lr: float, eps: float = 1e-10) -> np.ndarray:
-        """Sparse Adagrad on the rows a batch touched (duplicates summed); returns those rows."""
-        ok = rows >= 0
-        if not ok.all():
-            rows, grad = rows[ok], grad[torch.from_numpy(ok)]
-        if not len(rows):
-            return rows
-        uniq, inv = np.unique(rows, return_inverse=True)
-        u = torch.from_numpy(uniq)
-        g = torch.zeros(len(uniq), self.dim).index_add_(0, torch.from_numpy(inv.ravel()), grad)
-        acc = self.accum.index_select(0, u).addcmul_(g, g)
-        self.accum.index_copy_(0, u, acc)
-        self.weight.index_add_(0, u, g.div_(acc.sqrt_().add_(eps)).mul_(-lr))
-        return uniq
-
-
-class CollisionlessTable:
-    """Monolith's embedding table: a cuckoo KeyIndex (one row per distinct admitted ID) with
-    frequency filtering (an ID gets a row once seen `min_count` times; §2.1) and expirable
-    embeddings (rows idle for more than `expiry` time units are evicted). Until admitted an ID
-    has no row: its embedding is zeros and receives no update."""
-
-    kind = "cuckoo"
-
-    def __init__(self, dim: int, seed: int, min_count: int = 1, expiry: float | None = None,
-                 init_std: float = 0.05, capacity: int = 1024, max_load: float = 0.5, max_kicks: int = 500):
-        self.dim, self.min_count = int(dim), int(min_count)
-        self.expiry = None if expiry is None else float(expiry)
-        self.init_std = float(init_std)
-        self.index = KeyIndex(seed, capacity, max_load, max_kicks)
-        self.store = _Storage(dim, capacity)
-        self.last_seen = np.zeros(16)
-        self.rng = np.random.default_rng([seed, 1])
-        # The frequency filter's counts of IDs not yet admitted (exact, itself collisionless).
-        self.pending = KeyIndex(seed + 7919, capacity, max_load, max_kicks) if self.min_count > 1 else None
-        self.pending_count = np.zeros(16, dtype=np.int64)
-        self.pending_seen = np.zeros(16)
-        self.peak_rows = 0
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def _grow_meta(self) -> None:
-        n = self.index.n_alloc
-        if n > len(self.last_seen):
-            self.last_seen = np.concatenate([self.last_seen, np.zeros(max(n, 2 * len(self.last_seen)) - len(self.last_seen))])
-        if self.pending is not None and self.pending.n_alloc > len(self.pending_count):
-            m = max(self.pending.n_alloc, 2 * len(self.pending_count))
-            self.pending_count = np.concatenate([self.pending_count, np.zeros(m - len(self.pending_count), dtype=np.int64)])
-            self.pending_seen = np.concatenate([self.pending_seen, np.zeros(m - len(self.pending_seen))])
-
-    def rows(self, keys: np.ndarray) -> np.ndarray:
-        """Lookup only (serving): -1 for IDs without a row."""
-        return self.index.lookup(keys)
-
-    def rows_for_train(self, keys: np.ndarray, t: float) -> np.ndarray:
-        """Rows of a training batch: counts unseen IDs, admits those reaching min_count (new rows,
-        randomly initialised), stamps last-seen times; -1 for IDs still filtered."""
-        rows = self.index.lookup(keys)
-        missing = rows < 0
-        if missing.any():
-            new, counts = np.unique(keys[missing], return_counts=True)
-            if self.pending is not None:
-                prow = self.pending.lookup(new)
-                fresh = prow < 0
-                if fresh.any():
-                    prow[fresh] = self.pending.add(new[fresh])
-                    self._grow_meta()
-                    self.pending_count[prow[fresh]] = 0
-                self.pending_count[prow] += counts
-                self.pending_seen[prow] = t
-                admit = self.pending_count[prow] >= self.min_count
-                if admit.any():
-                    self.pending.remove_rows(prow[admit])
-                new = new[admit]
-            if len(new):
-                r = self.index.add(new)
-                self._grow_meta()
-                self.store.ensure(self.index.n_alloc)
-                init = self.rng.normal(0.0, self.init_std, size=(len(r), self.dim)).astype(np.float32)
-                self.store.weight[torch.from_numpy(r)] = torch.from_numpy(init)
-                self.store.accum[torch.from_numpy(r)] = 0.0
-                rows = self.index.lookup(keys)
-        hit = rows >= 0
-        self.last_seen[rows[hit]] = t
-        self.peak_rows = max(self.peak_rows, len(self.index))
-        return rows
-
-    def expire(self, now: float) -> int:
-        """Evict rows (and pending counts) idle for longer than `expiry`; returns rows evicted."""
-        if self.expiry is None:
-            return 0
-        live = self.index.live_rows()
-        old = live[self.last_seen[live] < now - self.expiry]
-        if len(old):
-            self.index.remove_rows(old)
-        if self.pending is not None:
-            plive = self.pending.live_rows()
-            pold = plive[self.pending_seen[plive] < now - self.expiry]
-            if len(pold):
-                self.pending.remove_rows(pold)
-        return len(old)
+        return np.flatnonzero(self.row_live[: self.n_alloc])
 
     def nbytes(self) -> int:
-        """Memory of the live state: per row the embedding and its Adagrad accumulator (float32)
-        and the last-seen time (float32 would do; counted as 4 bytes); the cuckoo slots (key +
-        row id, 16 bytes each, at load <= 0.5); the filter's pending IDs likewise (count 4 bytes)."""
-        rows = len(self.index)
-        b = rows * (2 * 4 * self.dim + 4) + self.index.map.cap * 2 * 16
-        if self.pending is not None:
-            b += len(self.pending) * (4 + 4) + self.pending.map.cap * 2 * 16
-        return int(b)
-
-    def collisions(self) -> int:
-        """Distinct live keys sharing a row with another key (0 by construction; measured)."""
-        keys, rows = self.index.map.items()
-        return int(len(keys) - len(np.unique(rows)))
-
-
-class HashTrickTable:
-    """The baseline: row = hash(ID) mod M (a fixed table; distinct IDs may share a row). For
-    M above `dense_limit` the table is virtual: only touched buckets are materialised (through
-    a KeyIndex keyed by bucket), so a nominal M >> #IDs² exists without its memory."""
-
-    kind = "hash"
-
-    def __init__(self, dim: int, seed: int, rows: int, init_std: float = 0.05, dense_limit: int = 1 << 24):
-        self.dim, self.m = int(dim), int(rows)
-        self.salt = int(np.random.default_rng([seed, 2]).integers(1, 2**62))
-        self.init_std = float(init_std)
-        self.rng = np.random.default_rng([seed, 1])
-        self.virtual = self.m > dense_limit
-        self.seen_keys: set[int] = set()
-        self.touched: set[int] = set()
-        if self.virtual:
-            self.index = KeyIndex(seed + 104729)
-            self.store = _Storage(dim, 1024)
-        else:
-            self.store = _Storage(dim, self.m)
-            init = self.rng.normal(0.0, self.init_std, size=(self.m, dim)).astype(np.float32)
-            self.store.weight[:] = torch.from_numpy(init)
-        self.peak_rows = 0
-
-    def __len__(self) -> int:
-        return len(self.index) if self.virtual else self.m
-
-    def bucket(self, keys: np.ndarray) -> np.ndarray:
-        return (mix64(np.asarray(keys, dtype=np.int64), self.salt) % np.uint64(self.m)).astype(np.int64)
-
-    def rows(self, keys: np.ndarray) -> np.ndarray:
-        b = self.bucket(keys)
-        return self.index.lookup(b) if self.virtual else b
-
-    def rows_for_train(self, keys: np.ndarray, t: float) -> np.ndarray:
-        self.seen_keys.update(np.unique(keys).tolist())
-        b = self.bucket(keys)
-        if not self.virtual:
-            self.peak_rows = self.m
-            return b
-        rows = self.index.lookup(b)
-        if (rows < 0).any():
-            new = np.unique(b[rows < 0])
-            r = self.index.add(new)
-            self.store.ensure(self.index.n_alloc)
-            init = self.rng.normal(0.0, self.init_std, size=(len(r), self.dim)).astype(np.float32)
-            self.store.weight[torch.from_numpy(r)] = torch.from_numpy(init)
-            rows = self.index.lookup(b)
-        self.peak_rows = max(self.peak_rows, len(self.index))
-        return rows
-
-    def expire(self, now: float) -> int:
-        return 0
-
-    def nbytes(self) -> int:
-        """Nominal memory: M rows of embedding + Adagrad accumulator (float32)."""
-        return int(self.m * 2 * 4 * self.dim)
-
-    def collisions(self) -> int:
-        """Distinct IDs seen in training that share their row with another seen ID."""
-        if not self.seen_keys:
-            return 0
-        b = self.bucket(np.fromiter(self.seen_keys, dtype=np.int64))
-        _, inv, cnt = np.unique(b, return_inverse=True, return_counts=True)
-        return int((cnt[inv] > 1).sum())
-
-    def n_seen(self) -> int:
-        return len(self.seen_keys)
-
-
-def rows_for_bytes(nbytes: int, dim: int) -> int:
-    """Rows of a hash-trick table that use `nbytes` (embedding + accumulator, float32)."""
-    return max(1, int(nbytes // (2 * 4 * dim)))
-
-
-def collision_rate(keys: np.ndarray, rows: int, salt: int) -> float:
-    """Share of the distinct `keys` that share their row with another key when hashed into
-    `rows` rows (hash trick: row = mix64(key, salt) mod rows)."""
-    keys = np.unique(np.asarray(keys, dtype=np.int64))
-    if not len(keys):
-        return 0.0
-    b = mix64(keys, salt) % np.uint64(rows)
-    _, inv, cnt = np.unique(b, return_inverse=True, return_counts=True)
-    return float((cnt[inv.ravel()] > 1).mean())
+        """Bytes allocated: the cuckoo tables at capacity, the row -> key and row-held arrays at
+        their (doubled) length, the free list at 8 bytes a row (as an int64 stack)."""
+        return int(self.map.nbytes() + self.row_key.nbytes + self.row_live.nbytes + 8 * len(self.free))

@@ -96,8 +96,12 @@ class Stage:
         del self.records[n:]
 
     def step(self, x_micro: list[torch.Tensor], y_micro: list[torch.Tensor], quota: int, lr: float,
-             timeout_s: float = 60.0) -> StageStats:
-        """One training iteration over m micro-batches, actor-style; then SGD on this stage."""
+             timeout_s: float = 60.0, sync: bool = True) -> StageStats:
+        """One training iteration over m micro-batches, actor-style; then SGD on this stage.
+        sync: a barrier before and after, so that every stage's event times share one origin (the
+        idle fractions); without it the messages alone order the stages (the throughput phase): a
+        stage's next iteration starts after its neighbours have taken all of this iteration's
+        messages (its last backward needed their replies), so a reused tag never meets an old receiver."""
         m, st = len(y_micro), StageStats()
         mb = y_micro[0].shape[0]
         w_in = x_micro[0].shape[1] if self.first else block_width(self.blocks[0] - 1, self.hidden)
@@ -113,7 +117,8 @@ class Stage:
         sends: list = []
         inflight: dict[int, tuple] = {}   # micro-batch -> (input, output): the occupied registers
         grads: list = [None] * m
-        dist.barrier()
+        if sync:
+            dist.barrier()
         t0 = time.perf_counter()
         for th in threads:
             th.start()
@@ -157,7 +162,8 @@ class Stage:
             req.wait()
         for th in threads:
             th.join(timeout_s)
-        dist.barrier()
+        if sync:
+            dist.barrier()
         st.span = time.perf_counter() - t0
         with torch.no_grad():  # gradients summed in micro-batch order: deterministic
             for j, p in enumerate(self.params.values()):

@@ -1,6 +1,7 @@
 """OneFlow's report figures: bytes per iteration per placement (measured vs the cost model, by
 collective), the DP/TP byte ratio over the (B, H) grid with the planner's choice, the pipeline's
-idle fraction and peak in-flight micro-batches over (m, q), and one actor timeline."""
+idle fraction and peak in-flight micro-batches over (m, q), one actor timeline, and the training
+throughput of our runtime against PyTorch's per placement (medians with their spread)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from steps.core import metrics, plots
+from steps.oneflow.armset import ARMS
 
 KIND_COLOURS = {"all_reduce": "tab:blue", "reduce_scatter": "tab:orange", "all_gather": "tab:green",
                 "all_to_all": "tab:red", "p2p": "tab:purple"}
@@ -97,4 +99,45 @@ def make(cfg, results_dir: Path, values: dict) -> list[tuple[str, str]]:
             ax.set_title(f"Actor timeline of the last timed iteration, {tl['setting']}")
             plots.save(fig, figdir / "pipeline_timeline.png")
             out.append((f"Actor timeline ({tl['setting']})", "figures/pipeline_timeline.png"))
+    tput = values.get("throughput")
+    if tput and tput.get("arms"):
+        throughput(plt, cfg, tput, figdir / "throughput.png")
+        out.append(("Training throughput per placement, ours against PyTorch's (median, min–max, every repeat), "
+                    "and the paired ratios", "figures/throughput.png"))
     return out
+
+
+def throughput(plt, cfg, tput: dict, path: Path) -> None:
+    """Left: samples/s of every arm, grouped by placement (bar: median, whiskers: min–max, dots:
+    the repeats). Right: ours / PyTorch per repeat and placement, with 1 (as fast) and 0.9."""
+    placements = [p for p in ARMS if p in tput["ratio"]]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10.5, 3.8), gridspec_kw={"width_ratios": [2, 1], "wspace": 0.3})
+    x, ticks, labels = 0.0, [], []
+    for p in placements:
+        ours, theirs = ARMS[p]
+        for arm in (ours, *theirs):
+            s = tput["arms"][arm]
+            colour = "tab:blue" if arm == ours else "tab:gray"
+            a1.bar(x, s["median"], color=colour, width=0.8)
+            a1.errorbar(x, s["median"], yerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]], color="black",
+                        capsize=3)
+            a1.scatter([x] * len(s["samples_per_s"]), s["samples_per_s"], s=8, color="black", zorder=3)
+            ticks.append(x)
+            labels.append(arm.replace("torch_pp_", "torch ").replace("_", " "))
+            x += 1
+        x += 0.6
+    a1.set_xticks(ticks, labels, rotation=30, ha="right", fontsize=8)
+    a1.set_ylabel("samples / s")
+    a1.set_title(f"Training throughput ({cfg.scale}; blue: ours, grey: PyTorch)")
+    for i, p in enumerate(placements):
+        r = tput["ratio"][p]
+        a2.scatter([i] * len(r["per_repeat"]), r["per_repeat"], s=12, color="tab:blue")
+        a2.hlines(r["median"], i - 0.3, i + 0.3, color="black")
+    a2.axhline(1.0, color="tab:green", linestyle="--", linewidth=1, label="as fast (1)")
+    a2.axhline(0.9, color="tab:orange", linestyle=":", linewidth=1, label="on par (0.9)")
+    a2.set_xticks(range(len(placements)), placements)
+    a2.set_xlim(-0.6, len(placements) - 0.4)
+    a2.set_ylim(0, 1.1 * max(1.0, *(max(tput["ratio"][p]["per_repeat"]) for p in placements)))
+    a2.set_ylabel("ours / PyTorch (dots: repeats, bar: median)")
+    a2.legend(fontsize=7)
+    plots.save(fig, path)

@@ -64,19 +64,30 @@ def train_sbp(ctx: gt.Ctx, placement: Mapping, init: Mapping[str, torch.Tensor],
               batch: int, lr: float, steps: int, on_step=None) -> dict[str, torch.Tensor]:
     """Train under `placement` (SBP annotations of x, y and every parameter); returns the full
     parameters (gathered, not recorded). ctx.records holds every transfer the planner inserted."""
-    sig = {k: parse_nd(v) for k, v in placement["params"].items()}
-    params = {k: ctx.from_full(init[k].clone(), sig[k], requires_grad=True) for k in PARAMS}
+    params = sbp_params(ctx, placement, init)
     for step in range(steps):
-        idx = batch_indices(seed, step, batch, len(Y))
-        x = ctx.from_full(X[idx], parse_nd(placement["x"]))
-        y = ctx.from_full(Y[idx], parse_nd(placement["y"]))
-        ctx.phase = "fwd"
-        loss = forward(params, x, y, batch)
-        ctx.backward(loss)
-        ctx.sgd_step([params[k] for k in PARAMS], lr)
+        sbp_step(ctx, placement, params, X, Y, seed, step, batch, lr)
         if on_step is not None:
             on_step(step)
     return {k: ctx.to_full(params[k]).clone() for k in PARAMS}
+
+
+def sbp_params(ctx: gt.Ctx, placement: Mapping, init: Mapping[str, torch.Tensor]) -> dict[str, gt.GT]:
+    """The parameters as global tensors of the placement's SBP (each rank keeps its piece)."""
+    sig = {k: parse_nd(v) for k, v in placement["params"].items()}
+    return {k: ctx.from_full(init[k].clone(), sig[k], requires_grad=True) for k in PARAMS}
+
+
+def sbp_step(ctx: gt.Ctx, placement: Mapping, params: Mapping[str, gt.GT], X, Y, seed: int, step: int,
+             batch: int, lr: float) -> None:
+    """One SGD step on batch `step`: forward, backward and update, every transfer planned."""
+    idx = batch_indices(seed, step, batch, len(Y))
+    x = ctx.from_full(X[idx], parse_nd(placement["x"]))
+    y = ctx.from_full(Y[idx], parse_nd(placement["y"]))
+    ctx.phase = "fwd"
+    loss = forward(params, x, y, batch)
+    ctx.backward(loss)
+    ctx.sgd_step([params[k] for k in PARAMS], lr)
 
 
 def train_torch(init: Mapping[str, torch.Tensor], X, Y, seed: int, batch: int, lr: float, steps: int,

@@ -36,6 +36,7 @@ from steps.core.bench_official import (
     add_path,
     cuda_calls_stay_put,
     distribution_version,
+    grads_once,
     install_torch_aliases,
     load_official,
     seeded_batches,
@@ -71,18 +72,13 @@ def train(model, opt, batches, fixed_grads: bool) -> list[torch.Tensor]:
     return snap
 
 
-def _grads_once(model, batch) -> None:
-    x, y = batch
-    torch.nn.functional.cross_entropy(model(x), y).backward()
-
-
 def ours_arm(batches, part, fixed_grads: bool = False) -> Arm:
     from steps.nn.dhspg import DHSPG
 
     def setup():
         model = new_model().train()
         if fixed_grads:
-            _grads_once(model, batches[0])
+            grads_once(model, batches[0])
         return model, DHSPG(model, part, lr=LR, momentum=MOMENTUM, weight_decay=WD, target_sparsity=TARGET,
                             tolerance=TOLERANCE, lmbda=LMBDA, lmbda_amplify=AMPLIFY, hat_lmbda_coeff=HAT,
                             epsilon=EPSILON, partition_step=PARTITION, hsp_start_step=HSP, stop_at_target=True)
@@ -104,7 +100,7 @@ def official_arm(oto_mod, batches, fixed_grads: bool = False) -> Arm:
                             tolerance_group_sparsity=TOLERANCE, partition_step=PARTITION, half_space_project_steps=HSP)
         model.train()  # the graph tracer left the model in eval mode
         if fixed_grads:
-            _grads_once(model, batches[0])
+            grads_once(model, batches[0])
         return model, opt
 
     def run(state):

@@ -2,15 +2,20 @@
 # dense gas around an AGN, without stars. No training: atomic data → level populations over the
 # model grid (split into chunks: one job per core here, a SLURM job per chunk at full) →
 # transmitted spectra, breaks and absorption → report.
-#   atomic ── solve_levels (chunk 0..K-1) ── synthesize ── report
+#   atomic ── solve_levels (chunk 0..K-1) ── synthesize ──────────────────── report
+#                                         └── earlier_model (each earlier model) ┘
+# earlier_model recomputes the Balmer metrics under the spectrum models the claims were
+# registered with, so the report measures each claim's verdict before a model change.
 LB_D, LB_R = "data/lrd_balmer", "results/lrd_balmer"
 LB_CHUNKS = list(range(int(CFG["lrd_balmer"].grid.chunks)))
+LB_EARLIER = list(CFG["lrd_balmer"].earlier_models)
 
 
 rule lrd_balmer:
     """Everything for lrd_balmer at the chosen scale: its metrics and its report."""
     input:
         f"{LB_R}/balmer.json",
+        expand(f"{LB_R}/balmer_{{model}}.json", model=LB_EARLIER),
         f"{LB_R}/report.md",
 
 
@@ -87,3 +92,29 @@ rule lrd_balmer_synthesize:
     shell:
         f"python -m steps.lrd_balmer.synthesize {{params.args}} threads={{threads}} io.atom={{input.atom}} "
         f"io.levels={LB_D}/levels io.results={LB_R} > {{log}} 2>&1"
+
+
+rule lrd_balmer_earlier_model:
+    input:
+        code("steps.lrd_balmer.earlier_model"),
+        atom=f"{LB_D}/atomic.json",
+        chunks=expand(f"{LB_D}/levels/chunk{{chunk}}.npz", chunk=LB_CHUNKS),
+    output:
+        f"{LB_R}/balmer_{{model}}.json",
+    wildcard_constraints:
+        model="|".join(LB_EARLIER) or "(?!)",
+    params:
+        trigger=trigger("lrd_balmer", "earlier_model"),
+        args=step_args("lrd_balmer", "earlier_model"),
+    threads: res("lrd_balmer", "earlier_model", "threads", 1)
+    resources:
+        **rule_resources("lrd_balmer", "earlier_model"),
+    conda:
+        "../envs/paperzoo.yaml"
+    log:
+        "logs/lrd_balmer/earlier_model_{model}.log",
+    benchmark:
+        "benchmarks/lrd_balmer/earlier_model_{model}.tsv"
+    shell:
+        "python -m steps.lrd_balmer.earlier_model {params.args} threads={threads} io.model={wildcards.model} "
+        f"io.atom={{input.atom}} io.levels={LB_D}/levels io.out={{output}} > {{log}} 2>&1"

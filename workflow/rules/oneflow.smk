@@ -3,7 +3,8 @@
 #   unit (boxing table, sanity) ─────────────────────────────┐
 #   equiv_{dp,tp,hybrid,pp} (params vs single process, bytes)├─ report
 #   bytes_grid (planner choice vs measured argmin) ──────────┤
-#   pipeline (actor runtime: idle fraction, in-flight) ──────┘
+#   pipeline (actor runtime: idle fraction, in-flight) ──────┤
+#   throughput (ours vs PyTorch DDP / DTensor TP / pipelining) ┘
 # At full scale (params/oneflow/full.yaml) the paper's GPU benchmarks: oneflow_full.smk.
 OF_R = "results/oneflow"
 
@@ -100,3 +101,24 @@ rule oneflow_pipeline:
         "benchmarks/oneflow/pipeline.tsv"
     shell:
         "python -m steps.oneflow.pipeline {params.args} io.metrics={output} > {log} 2>&1"
+
+
+rule oneflow_throughput:
+    input:
+        code("steps.oneflow.throughput"),
+    output:
+        f"{OF_R}/throughput.json",
+    params:
+        trigger=trigger("oneflow", "throughput"),
+        args=step_args("oneflow", "throughput"),
+    threads: res("oneflow", "throughput", "threads", 2)
+    resources:
+        **rule_resources("oneflow", "throughput"),
+    conda:
+        "../envs/paperzoo.yaml"
+    log:
+        "logs/oneflow/throughput.log",
+    benchmark:
+        "benchmarks/oneflow/throughput.tsv"
+    shell:
+        "python -m steps.oneflow.throughput {params.args} io.metrics={output} > {log} 2>&1"
