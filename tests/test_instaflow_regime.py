@@ -97,6 +97,23 @@ def _summ(vals):
     return metrics.summary(vals)
 
 
+def test_diverged_pairs_are_dropped_and_the_rest_kept_as_is():
+    import torch
+
+    from steps.instaflow.pairs import drop_diverged
+
+    x1 = torch.zeros(5, 3)
+    x1[1, 2], x1[3, 0] = 1e20, float("nan")
+    coupled = {"z": torch.arange(15.0).reshape(5, 3), "x1": x1, "caption_id": torch.arange(5)}
+    kept = drop_diverged(coupled, 100, "test")
+    assert kept["caption_id"].tolist() == [0, 2, 4] and kept["z"][1].tolist() == [6.0, 7.0, 8.0]
+    assert drop_diverged(coupled, None, "test") is coupled      # the guard off: every pair
+    clean = {k: v[[0, 2]] for k, v in coupled.items()}
+    assert drop_diverged(clean, 100, "test") is clean            # nothing dropped: the same tensors
+    with pytest.raises(ArtifactError, match="every pair"):
+        drop_diverged({k: v[[1, 3]] for k, v in coupled.items()}, 100, "test")
+
+
 def test_cell_values_pair_the_arms_by_seed():
     fid = {"one_step": {"rf1": _summ([30, 32]), "rf1_distill_long": _summ([10, 14]), "instaflow_long": _summ([12, 11]),
                         "rf1_distill_short": _summ([20, 20]), "instaflow_short": _summ([18, 19])},
