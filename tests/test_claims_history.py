@@ -13,6 +13,9 @@ import yaml
 from tests.conftest import ROOT
 
 PAPERS = yaml.safe_load((ROOT / "workflow" / "papers.yaml").read_text())["papers"]
+# every paper's claims, and the claims of its studies (params/<paper>/<study>_claims.yaml)
+CLAIMS_FILES = [f"params/{p}/claims.yaml" for p in PAPERS] + sorted(
+    str(f.relative_to(ROOT)) for p in PAPERS for f in (ROOT / "params" / p).glob("*_claims.yaml"))
 
 
 def _git(*args: str) -> str:
@@ -57,9 +60,8 @@ def claim_trail(vers, claim_id: str) -> tuple[str | None, list[str]]:
 pytestmark = pytest.mark.skipif(not _has_history(), reason="needs the git history (a shallow clone has none)")
 
 
-@pytest.mark.parametrize("paper", PAPERS)
-def test_every_claim_is_registered_with_its_commit_and_its_changes(paper):
-    rel = f"params/{paper}/claims.yaml"
+@pytest.mark.parametrize("rel", CLAIMS_FILES)
+def test_every_claim_is_registered_with_its_commit_and_its_changes(rel):
     vers = versions(rel)
     problems = []
     for c in vers[-1][1]["claims"]:

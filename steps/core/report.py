@@ -11,11 +11,17 @@ that still lie in benchmarks/ are not counted. Metrics files without job records
 before they existed) fall back to Snakemake's benchmark files.
 
     python -m steps.core.report paper=instaflow scale=mini io.results=results/instaflow
+
+A paper's study (a pre-registered regime study, say) gets a report of its own from the same
+code: `io.claims=` names its claims file (default params/<paper>/claims.yaml) and overrides of
+`report.metrics` and `report.figures` name its metrics and figures. The paper's claims file
+lists its studies (`studies:`), and the paper's report links each study's report.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -205,9 +211,26 @@ def training_section(records: dict) -> list[str]:
     return lines
 
 
+def claims_path(cfg: DictConfig) -> Path:
+    """The claims file the report evaluates: io.claims (relative to the repository), else the paper's."""
+    given = cfg.io.get("claims")
+    return repo_root() / given if given else repo_root() / "params" / cfg.paper / "claims.yaml"
+
+
+def studies_section(claims: dict, results_dir: Path) -> list[str]:
+    """Links to the reports of the paper's studies, with the command that makes each."""
+    if not claims.get("studies"):
+        return []
+    lines = ["", "## Studies", ""]
+    for s in claims["studies"]:
+        link = os.path.relpath((repo_root() / s["report"]).resolve(), results_dir.resolve())
+        lines.append(f"- [{s['title']}]({link}): `{s['command']}` (not part of this report's run)")
+    return lines
+
+
 def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
     paper = cfg.paper
-    claims = claimslib.load(repo_root() / "params" / paper / "claims.yaml")
+    claims = claimslib.load(claims_path(cfg))
     records = {}
     for name in cfg.report.metrics:
         p = results_dir / f"{name}.json"
@@ -266,6 +289,7 @@ def build(cfg: DictConfig, results_dir: Path) -> tuple[str, dict]:
             lines.append(f"| {v.statement} ({v.source}) | `{v.check}` | {measured} | **{v.verdict}**{as_registered(v)}{note} "
                          f"| {v.registration} |")
     lines += history_section(verdicts, cfg.scale)
+    lines += studies_section(claims, results_dir)
     if figures:
         lines += ["", "## Figures", ""]
         for caption, rel in figures:
@@ -307,7 +331,7 @@ def dvc_metric(cfg: DictConfig, results_dir: Path, summary: dict) -> dict:
     line per change. It holds the scale, the headline as a number (`headline`, with
     `headline_std` where it is a mean over seeds) and the claims' verdict counts. Labels, titles
     and each verdict stay in report.json; the wall time is left out, as it differs on every run."""
-    head = claimslib.load(repo_root() / "params" / cfg.paper / "claims.yaml")["headline"]["value"]
+    head = claimslib.load(claims_path(cfg))["headline"]["value"]
     if isinstance(head, dict):  # a path per scale, as `ours` reads it
         head = head.get(cfg.scale) or head.get("mini" if cfg.scale == "smoke" else "")
     node = None

@@ -177,6 +177,8 @@ rule instaflow_evaluate:
     params:
         trigger=trigger("instaflow", "evaluate"),
         args=step_args("instaflow", "evaluate"),
+        models=IF_M,
+        results=IF_R,
     threads: res("instaflow", "evaluate", "threads", 2)
     resources:
         **rule_resources("instaflow", "evaluate"),
@@ -189,4 +191,7 @@ rule instaflow_evaluate:
     shell:
         "python -m steps.instaflow.evaluate {params.args} threads={threads} io.digits={input.digits} "
         "io.captions={input.captions} io.caption_table={input.table} io.fid_clf={input.clf} "
-        f"io.models={IF_M} io.results={IF_R} > {{log}} 2>&1"
+        "io.models={params.models} io.results={params.results} > {log} 2>&1"
+
+
+include: "instaflow_regime.smk"  # the regime study: these rules again, per cell (not in `all`)
