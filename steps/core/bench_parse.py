@@ -37,12 +37,14 @@ def fill_registry(work: Path, total: int) -> list[str]:
     """Scaffold placeholder papers into `work` until its registry has `total` papers."""
     from steps.core import dvc_sync, new_paper
 
-    have = dvc_sync.papers(work)
-    added = []
-    for i in range(max(0, total - len(have))):
-        slug = f"placeholder_{i + 1:02d}"
-        new_paper.create(work, slug, "placeholder", f"Placeholder paper {i + 1}", dvc=False)
-        added.append(slug)
+    have = set(dvc_sync.papers(work))
+    added, i = [], 0
+    while len(have) + len(added) < total:
+        i += 1
+        slug = f"placeholder_{i:02d}"
+        if slug not in have:  # a checkout may hold placeholders already
+            new_paper.create(work, slug, "placeholder", f"Placeholder paper {i}", dvc=False)
+            added.append(slug)
     return added
 
 

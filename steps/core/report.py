@@ -213,7 +213,7 @@ def training_section(records: dict) -> list[str]:
 
 def claims_path(cfg: DictConfig) -> Path:
     """The claims file the report evaluates: io.claims (relative to the repository), else the paper's."""
-    given = cfg.io.get("claims")
+    given = (cfg.get("io") or {}).get("claims")
     return repo_root() / given if given else repo_root() / "params" / cfg.paper / "claims.yaml"
 
 

@@ -177,8 +177,8 @@ rule instaflow_evaluate:
     params:
         trigger=trigger("instaflow", "evaluate"),
         args=step_args("instaflow", "evaluate"),
-        models=IF_M,
-        results=IF_R,
+        models=lambda w, input: os.path.dirname(input.flows[0]),  # the flows' and students' folder
+        results=lambda w, output: os.path.dirname(output.fid),
     threads: res("instaflow", "evaluate", "threads", 2)
     resources:
         **rule_resources("instaflow", "evaluate"),

@@ -20,19 +20,20 @@ wildcard_constraints:
     cap="|".join(RG.grid_capacity),
 
 
-def rg_overrides(phase, w):
-    """A study job's overrides for `phase`: the study's (common, then its data setting's and
-    capacity's; the report's for the report), then the user's --config instaflow=..., which win."""
-    ovs = [*RG.overrides(w.get("data"), w.get("cap")), *(RG.report if phase == "report" else ()), *overrides("instaflow")]
-    return _guard(pzconfig.split_overrides, "instaflow", SCALE, ovs, phase)[0]
+# A study job's overrides for `phase`: the study's (common, then its data setting's and
+# capacity's; the report's for the report), then the user's --config instaflow=..., which win.
+# (Lambdas: `snakemake --lint` wants no function definitions beside rules.)
+rg_overrides = lambda phase, w: _guard(
+    pzconfig.split_overrides, "instaflow", SCALE,
+    [*RG.overrides(w.get("data"), w.get("cap")), *(RG.report if phase == "report" else ()), *overrides("instaflow")],
+    phase,
+)[0]
 
-
-def rg_params(phase):
-    """`trigger` and `args` of a study rule: those of the pipeline's rule, with the study's overrides."""
-    return dict(
-        trigger=lambda w: _guard(pzconfig.trigger, "instaflow", SCALE, rg_overrides(phase, w), phase),
-        args=lambda w: " ".join(shlex.quote(a) for a in [f"scale={SCALE}", *rg_overrides(phase, w)]),
-    )
+# `trigger` and `args` of a study rule: those of the pipeline's rule, with the study's overrides.
+rg_params = lambda phase: dict(
+    trigger=lambda w: _guard(pzconfig.trigger, "instaflow", SCALE, rg_overrides(phase, w), phase),
+    args=lambda w: " ".join(shlex.quote(a) for a in [f"scale={SCALE}", *rg_overrides(phase, w)]),
+)
 
 
 rule instaflow_regime:
