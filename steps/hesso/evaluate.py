@@ -39,7 +39,7 @@ def check_by_construction_names(runs) -> None:
 
     for name, spec in runs.items():
         if spec.method in ("hesso", "cric") and not any(fnmatch.fnmatchcase(name, p) for p in BY_CONSTRUCTION):
-            raise ConfigError(f"runs.{name}: a {spec.method} spec's name must match one of {', '.join(BY_CONSTRUCTION)} "
+            raise ConfigError(f"runs.{name}: a {spec.method} run's name must match one of {', '.join(BY_CONSTRUCTION)} "
                               f"(its achieved group sparsity is declared accounting by name)")
 
 
